@@ -1,0 +1,64 @@
+"""`configure()`, `flush()` and `shutdown()`: the public controls of the pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _buffers, _record
+from ._config import Config, ConfigurationError, settings
+from ._pipeline import PIPELINE
+
+
+def _apply_limits(config: Config) -> None:
+    _record.ENABLED = config.enabled
+    _record.SLOW_AT = _buffers.slow_threshold(config.buffer_size, config.max_pending)
+    _buffers.set_limits(config.buffer_size, config.max_pending)
+
+
+def configure(**options: Any) -> None:
+    """Set options; each is also an ``INSTRUMENT_<OPTION>`` variable, which it overrides.
+
+    Options: ``enabled``, ``exporters`` (names or exporter objects), ``interval``
+    (seconds between exports), ``jsonl_path``, ``cardinality_limit`` (tag sets per
+    metric), ``buffer_size`` (un-aggregated records per thread), ``max_pending``
+    (un-aggregated records in all), ``queue_size`` (batches waiting per exporter),
+    ``exit_timeout`` (seconds the exit flush may take). Options not given keep their
+    earlier value. A bad value raises `ConfigurationError` naming it; exporters are
+    created here, so a missing dependency fails here too.
+    """
+    arguments, config = settings.prepare(options)
+    exporters = None
+    if "exporters" in options:
+        from .exporters import create
+
+        exporters = []
+        for spec in config.exporters:
+            try:
+                exporters.append(create(spec, config))
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                raise ConfigurationError(f"exporter {spec!r} could not start: {exc}") from exc
+    settings.commit(arguments, config)
+    _apply_limits(config)
+    PIPELINE.reconfigure(config, exporters)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export everything recorded before this call; wait at most *timeout* seconds.
+
+    Returns True when every exporter has handled it in time.
+    """
+    return PIPELINE.flush(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    """Flush, then stop the background threads and shut the exporters down.
+
+    Also runs at interpreter exit (with ``exit_timeout``). Recording afterwards is
+    kept in buffers but not exported until `configure()` is called again.
+    """
+    return PIPELINE.shutdown(timeout)
+
+
+_apply_limits(settings.current)

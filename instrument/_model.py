@@ -1,0 +1,115 @@
+"""What exporters receive: a `Batch` of `Point`s, one per series per interval."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._histogram import HistogramData
+
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
+
+
+class Point:
+    """One series' aggregate over one interval.
+
+    ``kind`` is ``"counter"`` (``value`` is the increase over the interval),
+    ``"gauge"`` (``value`` is the last value set) or ``"histogram"`` (``histogram``
+    holds count, sum, min, max and buckets, in ``unit``; timers use seconds).
+    """
+
+    __slots__ = ("end_time", "histogram", "kind", "name", "start_time", "tags", "unit", "value")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        unit: str,
+        tags: Mapping[str, Any],
+        start_time: float,
+        end_time: float,
+        value: int | float | None = None,
+        histogram: HistogramData | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.unit = unit
+        self.tags = dict(tags)
+        self.start_time = start_time
+        self.end_time = end_time
+        self.value = value
+        self.histogram = histogram
+
+    def __repr__(self) -> str:
+        shown = self.histogram if self.kind == "histogram" else self.value
+        return f"<Point {self.kind} {self.name} {self.tags!r} {shown!r}>"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object written by the jsonl exporter (documented in docs/exporters.md)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "unit": self.unit,
+            "tags": self.tags,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+        }
+        histogram = self.histogram
+        if histogram is None:
+            data["value"] = self.value
+            return data
+        data["count"] = histogram.count
+        data["sum"] = histogram.sum
+        data["min"] = histogram.min
+        data["max"] = histogram.max
+        for key, q in QUANTILES:
+            data[key] = histogram.quantile(q)
+        data["buckets"] = histogram.as_dict()
+        return data
+
+
+class Batch:
+    """Everything aggregated over one interval (or up to a `flush()`), for one process."""
+
+    __slots__ = ("end_time", "points", "records", "seq", "start_time")
+
+    def __init__(self, seq: int, start_time: float, end_time: float, points: list[Point], records: int) -> None:
+        self.seq = seq
+        self.start_time = start_time
+        self.end_time = end_time
+        self.points = points
+        self.records = records  # raw records aggregated into this batch
+
+    def __repr__(self) -> str:
+        return f"<Batch #{self.seq} {len(self.points)} points, {self.records} records>"
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def merge(points: list[Point]) -> list[Point]:
+    """Combine points of the same series over several intervals or processes.
+
+    Counters add up, gauges keep the latest value, histograms merge their buckets.
+    The result spans the earliest start to the latest end, in first-seen order.
+    """
+    merged: dict[tuple[Any, ...], Point] = {}
+    for point in points:
+        key = (point.name, point.kind, point.unit, tuple(sorted(point.tags.items(), key=lambda kv: kv[0])))
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = Point(
+                point.name, point.kind, point.unit, point.tags, point.start_time, point.end_time,
+                value=point.value, histogram=point.histogram,
+            )
+            continue
+        if point.kind == "counter":
+            seen.value = (seen.value or 0) + (point.value or 0)
+        elif point.kind == "gauge":
+            if point.end_time >= seen.end_time:
+                seen.value = point.value
+        elif point.histogram is not None:
+            seen.histogram = point.histogram if seen.histogram is None else seen.histogram.merge(point.histogram)
+        seen.start_time = min(seen.start_time, point.start_time)
+        seen.end_time = max(seen.end_time, point.end_time)
+    return list(merged.values())

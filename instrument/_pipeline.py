@@ -1,0 +1,394 @@
+"""The background side: one collector thread and one thread per exporter.
+
+The collector drains the per-thread buffers into the aggregator (continuously while
+records flow, so buffers stay small) and, every ``interval`` seconds or on
+`flush()`, cuts a `Batch` and hands it to each exporter's bounded queue. Exporters
+run on their own threads: a backend that fails or hangs delays nothing else, and
+`flush()`/`shutdown()` wait for it only up to their deadline.
+
+Locks here are never taken on the hot path. The drain lock serialises drains and
+cuts; a thread that already holds it (a listener, a signal handler interrupting a
+flush) gets ``False`` back instead of deadlocking.
+
+Fork: the child forgets the parent's buffers, aggregates and exporter queues (the
+parent exports those once), gets fresh locks and starts its own threads lazily. No
+lock is taken around the fork itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from time import monotonic, perf_counter_ns
+from typing import Any
+
+from . import _buffers, _log, _record
+from ._aggregation import SELF_DROPPED, Aggregator
+from ._config import Config, settings
+from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
+from ._model import Batch
+
+# While the last drain moved this many records, drain again after BUSY_PERIOD seconds
+# instead of sleeping until the next export: aggregation keeps pace with recording and
+# buffers stay far below their caps.
+BUSY_RECORDS = 1024
+BUSY_PERIOD = 0.01
+
+
+class ExportWorker:
+    """One exporter, its bounded queue of batches and the thread that feeds it."""
+
+    def __init__(self, exporter: Any, queue_size: int) -> None:
+        self.exporter = exporter
+        self.name = str(getattr(exporter, "name", None) or type(exporter).__name__)
+        self._queue: deque[Batch] = deque()
+        self._queue_size = queue_size
+        self._cond = threading.Condition(threading.Lock())
+        self._handled = 0  # seq of the newest batch exported, failed or dropped
+        self._stopping = False
+        self._finished = False
+        self._thread: threading.Thread | None = None
+        tags = {"exporter": self.name}
+        self._batches = declare_series("instrument.export.batches", COUNTER, tags)
+        self._failures = declare_series("instrument.export.failures", COUNTER, tags)
+        self._duration = declare_series("instrument.export.duration", TIMER, tags, "s")
+        self._dropped = declare_series(SELF_DROPPED, COUNTER, {"reason": "export_queue_full", **tags})
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def submit(self, batch: Batch) -> None:
+        """Queue *batch*; when the queue is full the oldest batch is dropped and counted."""
+        with self._cond:
+            if self._stopping:
+                return
+            if len(self._queue) >= self._queue_size:
+                lost = self._queue.popleft()
+                _record.append(self._dropped, lost.records)
+                _log.warn_once(
+                    ("queue_full", self.name),
+                    "instrument: exporter %r is not keeping up; dropped a batch of %d "
+                    "records (counted in instrument.records.dropped)",
+                    self.name,
+                    lost.records,
+                )
+            self._queue.append(batch)
+            self._cond.notify()
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name=f"instrument-export-{self.name}", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    break
+                batch = self._queue.popleft()
+            self._export(batch)
+            with self._cond:
+                self._handled = max(self._handled, batch.seq)
+                self._cond.notify_all()
+        self._close()
+
+    def _export(self, batch: Batch) -> None:
+        start = perf_counter_ns()
+        try:
+            self.exporter.export(batch)
+        except Exception:
+            _record.append(self._failures, 1)
+            _log.error_once(
+                ("export", self.name),
+                "instrument: exporter %r failed; its batches are counted in "
+                "instrument.export.failures until it recovers",
+                self.name,
+                exc_info=True,
+            )
+        else:
+            _log.forget(("export", self.name))
+        _record.append(self._batches, 1)
+        _record.append(self._duration, perf_counter_ns() - start)
+
+    def _close(self) -> None:
+        try:
+            self.exporter.shutdown()
+        except Exception:
+            _log.error_once(
+                ("shutdown", self.name), "instrument: exporter %r failed to shut down", self.name, exc_info=True
+            )
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def wait(self, seq: int, deadline: float) -> bool:
+        """Wait until batch *seq* (and all before it) is handled, or until *deadline*."""
+        with self._cond:
+            while self._handled < seq and not self._finished:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._handled >= seq
+
+    def stop(self, deadline: float) -> bool:
+        """Export what is queued, shut the exporter down; give up at *deadline*."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is None:
+            self._close()
+            return True
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - monotonic()))
+        return not thread.is_alive()
+
+
+class Pipeline:
+    def __init__(self) -> None:
+        self._fresh_state()
+        self._closed = False
+        self._listeners: list[Callable[[Batch], None]] = []
+
+    def _fresh_state(self) -> None:
+        self._state_lock = threading.Lock()  # start/stop/reconfigure; never on the hot path
+        self._drain_lock = threading.Lock()
+        self._drain_owner: int | None = None
+        self.aggregator = Aggregator()
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._last_cut = monotonic()
+        self._workers: list[ExportWorker] = []
+        self._built_for: tuple[Any, ...] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Start the collector if it is not running. Never blocks, never raises.
+
+        Called from the record path (first record of a thread into a series, gauge()).
+        """
+        if self._thread is not None or self._closed:
+            return
+        if not self._state_lock.acquire(blocking=False):
+            return  # another thread (or this one, re-entrantly) is starting or reconfiguring
+        try:
+            if self._thread is None and not self._closed:
+                thread = threading.Thread(target=self._run, name="instrument-collector", daemon=True)
+                thread.start()
+                self._thread = thread
+                _record.collector_running = True
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            pass
+        finally:
+            self._state_lock.release()
+
+    def used(self) -> bool:
+        return self._thread is not None or bool(_buffers._registry) or bool(self._workers)
+
+    def reconfigure(self, config: Config, exporters: list[Any] | None) -> None:
+        """Apply *config*; *exporters*, when given, replace the running ones."""
+        with self._state_lock:
+            self._closed = False
+            old: list[ExportWorker] = []
+            if exporters is not None:
+                old = self._workers
+                self._workers = [ExportWorker(exporter, config.queue_size) for exporter in exporters]
+                self._built_for = config.exporters
+        for worker in old:
+            threading.Thread(
+                target=worker.stop, args=(monotonic() + config.exit_timeout,), name="instrument-stop", daemon=True
+            ).start()
+        _buffers.wake()  # let the collector pick up a new interval now
+        if _buffers._registry:
+            self.ensure_started()
+
+    def _current_workers(self) -> list[ExportWorker]:
+        """The workers for the configured exporters, built on first use (drain lock held)."""
+        config = settings.current
+        if self._built_for is not config.exporters:
+            built = []
+            for spec in config.exporters:
+                try:
+                    from .exporters import create
+
+                    built.append(create(spec, config))
+                except Exception as exc:
+                    _log.error_once(
+                        ("create", repr(spec)),
+                        "instrument: exporter %r could not start (%s); continuing without it",
+                        spec,
+                        exc,
+                    )
+            self._workers = [ExportWorker(exporter, config.queue_size) for exporter in built]
+            self._built_for = config.exporters
+        return self._workers
+
+    # --- collecting ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        busy = False
+        while not self._stop_requested():
+            config = settings.current
+            wait = self._last_cut + config.interval - monotonic()
+            if busy:
+                wait = min(wait, BUSY_PERIOD)
+            _buffers.wait_for_wake(wait)
+            if self._stop_requested():
+                break
+            try:
+                if monotonic() >= self._last_cut + settings.current.interval:
+                    self.cut(timeout=None)
+                    busy = False
+                else:
+                    busy = self.drain(timeout=None) >= BUSY_RECORDS
+            except Exception:
+                _log.error_once("collector", "instrument: the collector failed; retrying", exc_info=True)
+
+    def _stop_requested(self) -> bool:
+        return self._stopping  # set by shutdown() on another thread
+
+    def _acquire(self, timeout: float | None) -> bool:
+        if self._drain_owner == threading.get_ident():
+            return False  # re-entrant: a listener or signal handler inside a drain
+        if timeout is None:
+            self._drain_lock.acquire()
+        elif not self._drain_lock.acquire(timeout=max(0.0, timeout)):
+            return False
+        self._drain_owner = threading.get_ident()
+        return True
+
+    def _release(self) -> None:
+        self._drain_owner = None
+        self._drain_lock.release()
+
+    def drain(self, timeout: float | None) -> int:
+        """Move buffered records into the aggregator; return how many moved."""
+        if not self._acquire(timeout):
+            return 0
+        try:
+            if not settings.current.enabled:
+                return self.aggregator.discard()
+            return self.aggregator.drain()
+        finally:
+            self._release()
+
+    def cut(self, timeout: float | None) -> Batch | None:
+        """Drain, close the interval into a batch and hand it to exporters and listeners."""
+        if not self._acquire(timeout):
+            return None
+        try:
+            if not settings.current.enabled:
+                self.aggregator.discard()
+                return None
+            self.aggregator.drain()
+            self._seq += 1
+            batch = self.aggregator.snapshot(self._seq)
+            self._last_cut = monotonic()
+            for worker in self._current_workers():
+                worker.submit(batch)
+            for listener in list(self._listeners):
+                try:
+                    listener(batch)
+                except Exception:
+                    _log.error_once(("listener", id(listener)), "instrument: a batch listener failed", exc_info=True)
+            return batch
+        finally:
+            self._release()
+
+    def add_listener(self, listener: Callable[[Batch], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Batch], None]) -> None:
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
+    # --- flush and shutdown --------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        deadline = monotonic() + timeout
+        batch = self.cut(timeout)
+        if batch is None:
+            return False
+        current = threading.current_thread()
+        return all(
+            worker.wait(batch.seq, deadline)
+            for worker in list(self._workers)
+            if worker.thread is not current  # an exporter flushing cannot wait for itself
+        )
+
+    def shutdown(self, timeout: float) -> bool:
+        deadline = monotonic() + timeout
+        flushed = self.flush(timeout)
+        with self._state_lock:
+            self._closed = True
+            self._stopping = True
+            collector = self._thread
+            workers = list(self._workers)
+        _buffers.wake()
+        if collector is not None and collector is not threading.current_thread():
+            collector.join(max(0.0, deadline - monotonic()))
+        stopped = [worker.stop(deadline) for worker in workers]
+        with self._state_lock:
+            self._thread = None
+            self._stopping = False
+            self._workers = []
+            self._built_for = None
+            _record.collector_running = False
+        return flushed and all(stopped)
+
+    def at_exit(self) -> None:
+        if self.used() and not self._closed:
+            self.shutdown(settings.current.exit_timeout)
+
+    def after_fork_in_child(self) -> None:
+        _buffers.reset_after_fork()
+        reset_gauges()
+        self._fresh_state()
+        _record.collector_running = False
+        _flush_before_multiprocessing_exit()
+
+
+PIPELINE = Pipeline()
+
+
+def _flush_at_process_exit() -> None:
+    PIPELINE.at_exit()
+
+
+def _flush_before_multiprocessing_exit() -> None:
+    """multiprocessing's forked workers end with os._exit(), which skips atexit.
+
+    They run multiprocessing's own exit finalizers first; register one there. It has
+    to be registered after multiprocessing clears its finalizer registry in the child,
+    hence through `register_after_fork`, which it runs right after that.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+
+    def register(_: object) -> None:
+        util.Finalize(None, _flush_at_process_exit, exitpriority=0)
+
+    util.register_after_fork(PIPELINE, register)
+
+
+def start_collector() -> None:
+    PIPELINE.ensure_started()
+
+
+_buffers.on_first_record = start_collector
+_record.start_collector = start_collector
+atexit.register(_flush_at_process_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=PIPELINE.after_fork_in_child)

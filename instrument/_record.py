@@ -1,0 +1,371 @@
+"""The hot path: every function here runs inside the user's instrumented call.
+
+Rules for this module: no locks, no system calls, no string formatting, no
+validation after declaration. A record is one ``len()`` check and one
+``list.append`` on a list only the calling thread appends to (see `_buffers`).
+Nothing here may raise into the user's code except `count()`/`record()`/`gauge()`
+rejecting bad arguments, which is their declaration-time check.
+
+The append sequence is written out in each hot wrapper rather than called as a
+helper: a Python call costs about as much as the whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from time import perf_counter_ns
+from typing import Any, TypeVar
+
+from . import _log
+from ._buffers import overflow, register, slow_threshold
+from ._metrics import COUNTER, GAUGE, HISTOGRAM, TIMER, Series, resolve_call_site
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SLOW_AT = slow_threshold(65536, 1_048_576)  # set from the configuration by `configure()`
+ENABLED = True  # the kill switch for count()/record()/gauge(); decorators check it once
+
+# Called by gauge() while no collector runs, so a process that only sets gauges still
+# exports them. Set by the pipeline; `collector_running` is kept current by it.
+def _not_started() -> None:
+    """Replaced by the pipeline when it is imported."""
+
+
+start_collector: Callable[[], None] = _not_started
+collector_running = False
+
+_INF = math.inf
+_counters: dict[Any, Series] = {}
+_histograms: dict[Any, Series] = {}
+_gauges: dict[Any, Series] = {}
+_timers: dict[Any, Series] = {}
+
+
+def append(series: Series, value: object) -> None:
+    """Record *value* into *series* from the calling thread (the non-inlined form)."""
+    try:
+        buf = series.tls.buf
+    except AttributeError:
+        buf = register(series)
+    if len(buf) < SLOW_AT:
+        buf.append(value)
+    else:
+        overflow(buf, value)
+
+
+def record_error(series: Series, exc: BaseException, value: object) -> None:
+    """Record *value* into the ``error=<class>`` sibling of *series*. Never raises."""
+    try:
+        append(series.metric.error_series(series.tags, type(exc)), value)
+    except Exception:  # instrumentation must not replace the user's exception
+        _log.error_once(
+            ("record_error", series.metric.name),
+            "instrument: could not record an error for metric %r",
+            series.metric.name,
+            exc_info=True,
+        )
+
+
+# --- decorated functions ---------------------------------------------------------
+
+
+def timed_function(fn: Callable[..., Any], series: Series) -> Callable[..., Any]:
+    tls = series.tls
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = perf_counter_ns()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            record_error(series, exc, perf_counter_ns() - t)
+            raise
+        t = perf_counter_ns() - t
+        try:
+            buf = tls.buf
+        except AttributeError:
+            buf = register(series)
+        if len(buf) < SLOW_AT:
+            buf.append(t)
+        else:
+            overflow(buf, t)
+        return result
+
+    return wrapper
+
+
+def timed_coroutine(fn: Callable[..., Any], series: Series) -> Callable[..., Any]:
+    tls = series.tls
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = perf_counter_ns()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            record_error(series, exc, perf_counter_ns() - t)
+            raise
+        t = perf_counter_ns() - t
+        try:
+            buf = tls.buf
+        except AttributeError:
+            buf = register(series)
+        if len(buf) < SLOW_AT:
+            buf.append(t)
+        else:
+            overflow(buf, t)
+        return result
+
+    return wrapper
+
+
+def counted_function(fn: Callable[..., Any], series: Series) -> Callable[..., Any]:
+    tls = series.tls
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            record_error(series, exc, 1)
+            raise
+        try:
+            buf = tls.buf
+        except AttributeError:
+            buf = register(series)
+        if len(buf) < SLOW_AT:
+            buf.append(1)
+        else:
+            overflow(buf, 1)
+        return result
+
+    return wrapper
+
+
+def counted_coroutine(fn: Callable[..., Any], series: Series) -> Callable[..., Any]:
+    tls = series.tls
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            record_error(series, exc, 1)
+            raise
+        try:
+            buf = tls.buf
+        except AttributeError:
+            buf = register(series)
+        if len(buf) < SLOW_AT:
+            buf.append(1)
+        else:
+            overflow(buf, 1)
+        return result
+
+    return wrapper
+
+
+def generator(fn: Callable[..., Any], series: Series, timed: bool) -> Callable[..., Any]:
+    """Measure a generator from its first step to exhaustion or close.
+
+    Closing early (``GeneratorExit``) is a normal end, not an error.
+    """
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = perf_counter_ns()
+        try:
+            result = yield from fn(*args, **kwargs)
+        except GeneratorExit:
+            append(series, perf_counter_ns() - t if timed else 1)
+            raise
+        except BaseException as exc:
+            record_error(series, exc, perf_counter_ns() - t if timed else 1)
+            raise
+        append(series, perf_counter_ns() - t if timed else 1)
+        return result
+
+    return wrapper
+
+
+def async_generator(fn: Callable[..., Any], series: Series, timed: bool) -> Callable[..., Any]:
+    """Measure an async generator from its first step to exhaustion or ``aclose()``.
+
+    ``yield from`` does not exist for async generators, so ``asend``/``athrow``/
+    ``aclose`` are forwarded by hand.
+    """
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = perf_counter_ns()
+        inner = fn(*args, **kwargs)
+        try:
+            value = await inner.asend(None)
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    await inner.aclose()
+                    raise
+                except BaseException as thrown:
+                    value = await inner.athrow(thrown)
+                else:
+                    value = await inner.asend(sent)
+        except StopAsyncIteration:
+            append(series, perf_counter_ns() - t if timed else 1)
+        except GeneratorExit:
+            append(series, perf_counter_ns() - t if timed else 1)
+            raise
+        except BaseException as exc:
+            record_error(series, exc, perf_counter_ns() - t if timed else 1)
+            raise
+
+    return wrapper
+
+
+# --- timer() as a context manager ------------------------------------------------
+
+
+class Timer:
+    """Times a ``with``/``async with`` block, or decorates a function like `timed`.
+
+    Created by `instrument.timer()`. One object may be entered again while active
+    (nesting) or from several threads or tasks at once: starts are kept on a stack,
+    so counts and sums stay exact; only which start pairs with which end is
+    ambiguous when uses overlap on different threads or tasks. Create the timer in
+    the ``with`` statement itself (``with instrument.timer("x"):``) to avoid that.
+    """
+
+    __slots__ = ("_series", "_starts")
+
+    def __init__(self, series: Series) -> None:
+        self._series = series
+        self._starts: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return self._series.metric.name
+
+    @property
+    def tags(self) -> Mapping[str, Any]:
+        return dict(self._series.tags)
+
+    def __repr__(self) -> str:
+        return f"<instrument.timer {self.name!r} tags={self.tags!r}>"
+
+    def __enter__(self) -> Timer:
+        self._starts.append(perf_counter_ns())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        end = perf_counter_ns()
+        starts = self._starts
+        if not starts:
+            return
+        elapsed = end - starts.pop()
+        if exc is None or isinstance(exc, GeneratorExit):
+            append(self._series, elapsed)
+        else:
+            record_error(self._series, exc, elapsed)
+
+    async def __aenter__(self) -> Timer:
+        self._starts.append(perf_counter_ns())
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        from ._decorate import wrap
+
+        wrapped: F = wrap(fn, self._series, timed=True)
+        return wrapped
+
+
+# --- count(), record(), gauge(), timer() ------------------------------------------
+
+
+def count(name: str, value: int | float = 1, tags: Mapping[str, Any] | None = None, *, unit: str | None = None) -> None:
+    """Add *value* (default 1, never negative) to the counter *name*."""
+    if not ENABLED:
+        return
+    try:
+        key = name if tags is None else (name, *tags.items())
+        series = _counters[key if unit is None else (key, unit)]
+    except (KeyError, TypeError, AttributeError):
+        series = resolve_call_site(_counters, COUNTER, name, tags, unit)
+    if value.__class__ is not int or value < 0:
+        value = _count_value(name, value)
+    try:
+        buf = series.tls.buf
+    except AttributeError:
+        buf = register(series)
+    if len(buf) < SLOW_AT:
+        buf.append(value)
+    else:
+        overflow(buf, value)
+
+
+def record(name: str, value: int | float, tags: Mapping[str, Any] | None = None, *, unit: str | None = None) -> None:
+    """Add *value* to the distribution *name* (a histogram: count, sum, quantiles)."""
+    if not ENABLED:
+        return
+    try:
+        key = name if tags is None else (name, *tags.items())
+        series = _histograms[key if unit is None else (key, unit)]
+    except (KeyError, TypeError, AttributeError):
+        series = resolve_call_site(_histograms, HISTOGRAM, name, tags, unit)
+    cls = value.__class__
+    if cls is not int and (cls is not float or not -_INF < value < _INF):
+        value = _finite_value("record", name, value)
+    try:
+        buf = series.tls.buf
+    except AttributeError:
+        buf = register(series)
+    if len(buf) < SLOW_AT:
+        buf.append(value)
+    else:
+        overflow(buf, value)
+
+
+def gauge(name: str, value: int | float, tags: Mapping[str, Any] | None = None, *, unit: str | None = None) -> None:
+    """Set the gauge *name* to *value*; the last value set is exported each interval."""
+    if not ENABLED:
+        return
+    try:
+        key = name if tags is None else (name, *tags.items())
+        series = _gauges[key if unit is None else (key, unit)]
+    except (KeyError, TypeError, AttributeError):
+        series = resolve_call_site(_gauges, GAUGE, name, tags, unit)
+    cls = value.__class__
+    if cls is not int and (cls is not float or not -_INF < value < _INF):
+        value = _finite_value("gauge", name, value)
+    # Value first, flag second: the collector clears the flag before it reads the
+    # value, so a value is never lost, at worst reported in two batches.
+    series.value = value
+    series.changed = True
+    if not collector_running:
+        start_collector()
+
+
+def timer(name: str, tags: Mapping[str, Any] | None = None) -> Timer:
+    """A timer for *name*: ``with timer(...)``, ``async with timer(...)`` or ``@timer(...)``."""
+    try:
+        series = _timers[name if tags is None else (name, *tags.items())]
+    except (KeyError, TypeError, AttributeError):
+        series = resolve_call_site(_timers, TIMER, name, tags, None)
+    return Timer(series)
+
+
+def _count_value(name: str, value: object) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"count({name!r}) needs an int or float increment, got {value!r}")
+    if not 0 <= value < _INF:
+        raise ValueError(
+            f"count({name!r}) increments must be finite and >= 0 (a counter only goes "
+            f"up), got {value!r}; use gauge() for a value that goes down"
+        )
+    return int(value) if isinstance(value, int) else float(value)
+
+
+def _finite_value(function: str, name: str, value: object) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{function}({name!r}) needs an int or float value, got {value!r}")
+    if not -_INF < value < _INF:
+        raise ValueError(f"{function}({name!r}) needs a finite value, got {value!r}")
+    return int(value) if isinstance(value, int) else float(value)

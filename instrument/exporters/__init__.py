@@ -1,0 +1,98 @@
+"""Exporters: where aggregated batches go.
+
+An exporter is a small class with ``export(batch)`` and ``shutdown()``. Each runs on
+its own background thread with a bounded queue, so a slow or failing backend never
+blocks the application or the other exporters. Built-in exporters are chosen by
+name (``configure(exporters=["jsonl"])`` or ``INSTRUMENT_EXPORTERS=jsonl``); a
+package adds its own under the entry-point group ``instrument.exporters``; an
+instance can also be passed directly (``configure(exporters=[MemoryExporter()])``).
+
+Exporter modules are imported only when configured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._histogram import HistogramData
+from .._model import Batch, Point
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+__all__ = ["Batch", "Exporter", "HistogramData", "Point", "available", "check_exporter_spec", "create"]
+
+ENTRY_POINT_GROUP = "instrument.exporters"
+
+# name -> "module:Class", imported on use.
+BUILTIN = {
+    "console": "instrument.exporters.console:ConsoleExporter",
+    "jsonl": "instrument.exporters.jsonl:JsonlExporter",
+    "memory": "instrument.exporters.memory:MemoryExporter",
+    "summary": "instrument.exporters.summary:SummaryExporter",
+}
+
+
+class Exporter:
+    """Base class for exporters. Subclasses set `name` and implement `export`.
+
+    ``export`` runs on the exporter's own thread, one batch at a time; raising
+    counts a failure (``instrument.export.failures``) and the next batch is tried.
+    ``shutdown`` runs once, on that thread, after the last batch.
+    """
+
+    name = "exporter"
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config
+
+    def export(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release resources; called once after the last `export`."""
+
+
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Names usable in ``configure(exporters=[...])``: built-in and installed."""
+    return sorted({*BUILTIN, *_entry_points()})
+
+
+def check_exporter_spec(spec: object) -> None:
+    """Raise a clear error unless *spec* names a known exporter or is an exporter object."""
+    if isinstance(spec, str):
+        if spec in BUILTIN or spec in _entry_points():
+            return
+        raise ValueError(f"unknown exporter {spec!r}; known exporters: {', '.join(available())}")
+    if callable(getattr(spec, "export", None)) and callable(getattr(spec, "shutdown", None)):
+        return
+    raise TypeError(
+        f"an exporter is a name or an object with export(batch) and shutdown(), got {spec!r}"
+    )
+
+
+def _load(name: str) -> Any:
+    target = BUILTIN.get(name)
+    if target is None:
+        return _entry_points()[name].load()
+    module_name, _, attribute = target.partition(":")
+    from importlib import import_module
+
+    return getattr(import_module(module_name), attribute)
+
+
+def create(spec: Any, config: Config) -> Any:
+    """An exporter object for *spec* (a name or an object, returned as it is)."""
+    check_exporter_spec(spec)
+    if not isinstance(spec, str):
+        return spec
+    exporter = _load(spec)(config)
+    if not getattr(exporter, "name", None) or exporter.name == Exporter.name:
+        exporter.name = spec
+    return exporter

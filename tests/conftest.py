@@ -1,0 +1,19 @@
+"""Shared fixtures: a memory exporter wired into the pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+import instrument
+from instrument.exporters.memory import MemoryExporter
+
+
+@pytest.fixture
+def exported():
+    """A MemoryExporter receiving every batch; export only happens on flush()."""
+    exporter = MemoryExporter()
+    instrument.flush(5.0)  # earlier tests' records go to earlier exporters
+    instrument.configure(exporters=[exporter], interval=3600.0, enabled=True)
+    yield exporter
+    instrument.flush(5.0)
+    instrument.configure(exporters=[], interval=10.0, buffer_size=65536, max_pending=1_048_576)

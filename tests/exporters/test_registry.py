@@ -1,0 +1,61 @@
+"""Exporters are chosen by name, by entry point, or passed as objects."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+import instrument
+from instrument import exporters
+from instrument._config import ConfigurationError, settings
+from instrument.exporters.jsonl import JsonlExporter
+
+
+def test_builtin_names_create_their_classes():
+    exporter = exporters.create("jsonl", settings.current)
+    assert isinstance(exporter, JsonlExporter)
+    assert "jsonl" == exporter.name
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown exporter 'nope'; known exporters: console, jsonl, memory, summary"):
+        exporters.check_exporter_spec("nope")
+
+
+def test_third_party_exporter_through_entry_point(tmp_path, monkeypatch, exported):
+    """A package registering under `instrument.exporters` is usable by name."""
+    (tmp_path / "thirdparty_exporter.py").write_text(textwrap.dedent("""
+        from instrument.exporters import Exporter
+        RECEIVED = []
+        class Mine(Exporter):
+            def export(self, batch):
+                RECEIVED.append(batch)
+    """))
+    dist = tmp_path / "thirdparty_exporter-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-exporter\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[instrument.exporters]\nmine = thirdparty_exporter:Mine\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "mine" in exporters.available()
+    instrument.configure(exporters=["mine", exported])
+    instrument.count("registry.thirdparty")
+    instrument.flush(5.0)
+    received = sys.modules["thirdparty_exporter"].RECEIVED
+    assert any(p.name == "registry.thirdparty" for b in received for p in b.points)
+    assert "mine" == instrument._pipeline.PIPELINE._workers[0].name
+
+
+def test_exporter_that_fails_to_start_is_a_configuration_error(tmp_path):
+    class Broken(exporters.Exporter):
+        def __init__(self, config=None):
+            raise RuntimeError("cannot connect")
+
+    exporters.BUILTIN["broken-test"] = f"{__name__}:_Broken"
+    globals()["_Broken"] = Broken
+    try:
+        with pytest.raises(ConfigurationError, match="exporter 'broken-test' could not start: cannot connect"):
+            instrument.configure(exporters=["broken-test"])
+    finally:
+        del exporters.BUILTIN["broken-test"]

@@ -1,0 +1,104 @@
+"""Configuration: arguments > INSTRUMENT_* variables > defaults, with errors that name the culprit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import instrument
+from instrument._config import ConfigurationError, Settings, from_arguments, from_environ, settings
+
+
+class TestEnvironment:
+    def test_parses_every_option(self):
+        env = {
+            "INSTRUMENT_ENABLED": "off",
+            "INSTRUMENT_EXPORTERS": "jsonl, console",
+            "INSTRUMENT_INTERVAL": "2.5",
+            "INSTRUMENT_JSONL_PATH": "/tmp/x.jsonl",
+            "INSTRUMENT_CARDINALITY_LIMIT": "10",
+            "INSTRUMENT_BUFFER_SIZE": "100",
+            "INSTRUMENT_MAX_PENDING": "1000",
+            "INSTRUMENT_QUEUE_SIZE": "3",
+            "INSTRUMENT_EXIT_TIMEOUT": "0",
+        }
+        assert {
+            "enabled": False,
+            "exporters": ("jsonl", "console"),
+            "interval": 2.5,
+            "jsonl_path": "/tmp/x.jsonl",
+            "cardinality_limit": 10,
+            "buffer_size": 100,
+            "max_pending": 1000,
+            "queue_size": 3,
+            "exit_timeout": 0.0,
+        } == from_environ(env)
+
+    def test_empty_values_mean_unset(self):
+        assert {} == from_environ({"INSTRUMENT_INTERVAL": "", "INSTRUMENT_EXPORTERS": " "})
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "message"),
+        [
+            ("INSTRUMENT_INTERVAL", "soon", "INSTRUMENT_INTERVAL is 'soon'; it must be a number of seconds"),
+            ("INSTRUMENT_INTERVAL", "0", "INSTRUMENT_INTERVAL is '0'; it must be a number of seconds > 0"),
+            ("INSTRUMENT_INTERVAL", "nan", "INSTRUMENT_INTERVAL is 'nan'"),
+            ("INSTRUMENT_ENABLED", "maybe", "INSTRUMENT_ENABLED is 'maybe'; use true or false"),
+            ("INSTRUMENT_BUFFER_SIZE", "1.5", "INSTRUMENT_BUFFER_SIZE is '1.5'; it must be a whole number"),
+            ("INSTRUMENT_EXPORTERS", "jsonl,nope", "INSTRUMENT_EXPORTERS: unknown exporter 'nope'; known exporters: "),
+        ],
+    )
+    def test_malformed_value_names_variable_and_value(self, variable, value, message):
+        with pytest.raises(ConfigurationError) as info:
+            from_environ({variable: value})
+        assert message in str(info.value)
+
+    def test_malformed_variable_fails_at_import(self):
+        """A bad variable is a start-up error: `import instrument` raises and says which."""
+        env = {**os.environ, "INSTRUMENT_INTERVAL": "x"}
+        result = subprocess.run([sys.executable, "-c", "import instrument"], env=env, capture_output=True, text=True)
+        assert 0 != result.returncode
+        assert "ConfigurationError: INSTRUMENT_INTERVAL is 'x'" in result.stderr
+
+    def test_unknown_exporter_lists_known_ones(self):
+        with pytest.raises(ConfigurationError) as info:
+            from_environ({"INSTRUMENT_EXPORTERS": "prometheus2"})
+        for known in ("console", "jsonl", "memory", "summary"):
+            assert known in str(info.value)
+
+
+class TestPrecedence:
+    def test_arguments_override_environment_override_defaults(self):
+        layers = Settings({"INSTRUMENT_INTERVAL": "3", "INSTRUMENT_QUEUE_SIZE": "4"})
+        assert 3.0 == layers.current.interval
+        assert 2000 == layers.current.cardinality_limit  # default
+        arguments, config = layers.prepare({"interval": 7})
+        layers.commit(arguments, config)
+        assert (7.0, 4) == (layers.current.interval, layers.current.queue_size)
+        arguments, config = layers.prepare({"queue_size": 9})  # earlier arguments are kept
+        layers.commit(arguments, config)
+        assert (7.0, 9) == (layers.current.interval, layers.current.queue_size)
+
+
+class TestConfigure:
+    def test_unknown_option(self):
+        with pytest.raises(TypeError, match="unknown option\\(s\\) 'intervall'; known options: enabled, exporters"):
+            instrument.configure(intervall=3)
+
+    def test_bad_value_names_the_argument(self):
+        with pytest.raises(ConfigurationError, match=r"configure\(interval=...\) is -1"):
+            instrument.configure(interval=-1)
+
+    def test_failed_configure_changes_nothing(self):
+        before = settings.current
+        with pytest.raises(ConfigurationError):
+            instrument.configure(interval=5, exporters=["nope"])
+        assert before is settings.current
+
+    def test_exporter_objects_are_accepted(self):
+        assert from_arguments({"exporters": []}) == {"exporters": ()}
+        with pytest.raises(ConfigurationError, match="an exporter is a name or an object"):
+            from_arguments({"exporters": [object()]})

@@ -1,0 +1,275 @@
+"""The background pipeline: interval exports, flush and shutdown deadlines, failing and
+hanging exporters, exit, and fork."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import instrument
+from instrument._pipeline import PIPELINE
+from instrument.exporters import Exporter
+from instrument.exporters.memory import MemoryExporter
+
+from .helpers import counter_total
+
+
+class Failing(Exporter):
+    name = "failing"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def export(self, batch):
+        self.calls += 1
+        raise ConnectionError("backend down")
+
+
+class Hanging(Exporter):
+    name = "hanging"
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.exported = []
+
+    def export(self, batch):
+        self.release.wait()
+        self.exported.append(batch)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def jsonl_total(path, name):
+    return sum(line["value"] for line in read_jsonl(path) if line["name"] == name)
+
+
+class TestExport:
+    def test_flush_exports_everything_recorded_before(self, exported):
+        for _ in range(10):
+            instrument.count("pipeline.flush")
+        assert instrument.flush(5.0) is True
+        assert 10 == counter_total(exported, "pipeline.flush")
+
+    def test_exports_every_interval_without_flush(self, exported):
+        """The collector starts on the first record and exports each interval by itself."""
+        instrument.configure(interval=0.05)
+        instrument.count("pipeline.interval")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and counter_total(exported, "pipeline.interval") < 1:
+            time.sleep(0.01)
+        assert 1 == counter_total(exported, "pipeline.interval")
+        assert PIPELINE._thread is not None and PIPELINE._thread.daemon
+
+    def test_batches_carry_interval_times(self, exported):
+        instrument.count("pipeline.times")
+        before = time.time()
+        instrument.flush(5.0)
+        point = exported.points("pipeline.times")[0]
+        assert point.start_time <= point.end_time <= time.time()
+        assert point.end_time >= before
+
+    def test_failing_exporter_is_counted_and_does_not_affect_others(self, exported, caplog):
+        failing = Failing()
+        instrument.configure(exporters=[failing, exported])
+        for _ in range(3):
+            instrument.count("pipeline.failing")
+            instrument.flush(5.0)
+        assert 3 == failing.calls
+        assert 3 == counter_total(exported, "pipeline.failing")
+        instrument.flush(5.0)  # failures of the last batch are reported in the next one
+        assert 3 == counter_total(exported, "instrument.export.failures", {"exporter": "failing"})
+        logged = [r for r in caplog.records if "exporter 'failing' failed" in r.getMessage()]
+        assert 1 == len(logged)
+
+    def test_hanging_exporter_never_blocks_recording_or_flush_past_its_timeout(self, exported):
+        hanging = Hanging()
+        instrument.configure(exporters=[hanging, exported], queue_size=2)
+        try:
+            instrument.count("pipeline.hanging")
+            start = time.monotonic()
+            assert instrument.flush(0.3) is False
+            assert time.monotonic() - start < 2.0
+            assert 1 == counter_total(exported, "pipeline.hanging")  # the other exporter got it
+            for _ in range(5):  # queue: 1 in export, 2 waiting, the rest push out the oldest
+                instrument.count("pipeline.hanging")
+                instrument.flush(0.05)
+        finally:
+            hanging.release.set()
+        assert instrument.flush(5.0)
+        dropped = counter_total(exported, "instrument.records.dropped",
+                                {"reason": "export_queue_full", "exporter": "hanging"})
+        assert dropped >= 1
+        assert 6 == counter_total(exported, "pipeline.hanging")
+
+    def test_reentrant_flush_from_a_listener_returns_false(self, exported):
+        results = []
+
+        def listener(batch):
+            results.append(instrument.flush(1.0))
+
+        PIPELINE.add_listener(listener)
+        try:
+            instrument.flush(5.0)
+        finally:
+            PIPELINE.remove_listener(listener)
+        assert [False] == results
+
+
+class TestShutdown:
+    def test_shutdown_flushes_and_shuts_exporters_down(self):
+        exporter = MemoryExporter()
+        instrument.configure(exporters=[exporter])
+        instrument.count("pipeline.shutdown")
+        assert instrument.shutdown(5.0) is True
+        assert exporter.shut_down
+        assert 1 == counter_total(exporter, "pipeline.shutdown")
+        instrument.configure(exporters=[])  # configure() opens the pipeline again
+
+    def test_shutdown_returns_by_its_deadline_with_a_hanging_exporter(self):
+        hanging = Hanging()
+        instrument.configure(exporters=[hanging])
+        instrument.count("pipeline.shutdown.hang")
+        start = time.monotonic()
+        try:
+            assert instrument.shutdown(0.5) is False
+            assert time.monotonic() - start < 2.0
+        finally:
+            hanging.release.set()
+            instrument.configure(exporters=[])
+
+
+def run_python(code, tmp_path, env=None, timeout=60):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class TestExit:
+    def test_short_script_loses_nothing_at_exit(self, tmp_path):
+        """Records made right before a normal exit are exported by the atexit hook."""
+        out = tmp_path / "m.jsonl"
+        result = run_python(
+            """
+            import instrument
+            for _ in range(1000):
+                instrument.count("exit.records")
+            """,
+            tmp_path,
+            {"INSTRUMENT_EXPORTERS": "jsonl", "INSTRUMENT_JSONL_PATH": str(out)},
+        )
+        assert 0 == result.returncode, result.stderr
+        assert 1000 == jsonl_total(out, "exit.records")
+
+    def test_hanging_exporter_does_not_block_exit_past_the_deadline(self, tmp_path):
+        start = time.monotonic()
+        result = run_python(
+            """
+            import threading, time, instrument
+            from instrument.exporters import Exporter
+            class Hang(Exporter):
+                def export(self, batch):
+                    threading.Event().wait()
+            instrument.configure(exporters=[Hang()], exit_timeout=0.5)
+            instrument.count("exit.hang")
+            """,
+            tmp_path,
+            timeout=20,
+        )
+        assert 0 == result.returncode, result.stderr
+        assert time.monotonic() - start < 10  # 0.5 s exit deadline plus interpreter start-up
+
+
+class TestFork:
+    def test_os_fork_exports_each_record_once(self, tmp_path):
+        """Pending records at fork time are exported by the parent only; the child exports its own."""
+        out = tmp_path / "fork.jsonl"
+        instrument.configure(exporters=["jsonl"], jsonl_path=str(out), interval=3600.0)
+        try:
+            for _ in range(100):
+                instrument.count("fork.records", tags={"who": "before"})
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    for _ in range(10):
+                        instrument.count("fork.records", tags={"who": "child"})
+                    instrument.flush(5.0)
+                finally:
+                    os._exit(0)
+            for _ in range(1):
+                instrument.count("fork.records", tags={"who": "parent"})
+            _, status = os.waitpid(pid, 0)
+            assert 0 == status
+            instrument.flush(5.0)
+        finally:
+            instrument.configure(exporters=[])
+        lines = [line for line in read_jsonl(out) if line["name"] == "fork.records"]
+        by_who = {}
+        for line in lines:
+            by_who[line["tags"]["who"]] = by_who.get(line["tags"]["who"], 0) + line["value"]
+        assert {"before": 100, "child": 10, "parent": 1} == by_who
+
+    def test_child_has_its_own_collector(self, tmp_path):
+        """A forked child exports on its interval without any flush call."""
+        out = tmp_path / "child.jsonl"
+        instrument.configure(exporters=["jsonl"], jsonl_path=str(out), interval=0.05)
+        try:
+            instrument.count("fork.collector.parent")
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    instrument.count("fork.collector.child")
+                    time.sleep(1.0)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+        finally:
+            instrument.configure(exporters=[], interval=10.0)
+        assert 1 == jsonl_total(out, "fork.collector.child")
+
+    def test_multiprocessing_fork_pool_exact_totals(self, tmp_path):
+        """Pool workers end with os._exit(); their records are flushed by multiprocessing's finalizers."""
+        out = tmp_path / "pool.jsonl"
+        instrument.configure(exporters=["jsonl"], jsonl_path=str(out), interval=3600.0)
+        try:
+            instrument.count("pool.parent")
+            ctx = multiprocessing.get_context("fork")
+            pool = ctx.Pool(3)
+            try:
+                assert list(range(200)) == pool.map(_pool_task, range(200), chunksize=7)
+            finally:
+                pool.close()
+                pool.join()
+            instrument.flush(5.0)
+        finally:
+            instrument.configure(exporters=[])
+        assert 200 == jsonl_total(out, "pool.tasks")
+        assert 1 == jsonl_total(out, "pool.parent")
+
+
+def _pool_task(i):
+    instrument.count("pool.tasks")
+    return i
+
+
+@pytest.mark.parametrize("module", ["logging", "json", "inspect", "asyncio", "importlib.metadata", "dataclasses"])
+def test_import_is_light(module):
+    """`import instrument` imports nothing heavy: exporters and logging load on demand."""
+    code = f"import sys, instrument; print({module!r} in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "False" == result.stdout.strip(), result.stderr
