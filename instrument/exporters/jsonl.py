@@ -1,0 +1,73 @@
+"""`jsonl`: one JSON object per series per interval, appended to a file.
+
+The file is opened with ``O_APPEND`` and never truncated. Lines are written whole by
+``os.write`` with no user-space buffer, so pre-fork workers and separate processes
+can share one file: appends of whole lines do not interleave on a local file system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from .._model import Batch
+from . import Exporter
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+_CHUNK = 1 << 16  # bytes per write: whole lines, up to this much
+
+
+class JsonlExporter(Exporter):
+    name = "jsonl"
+
+    def __init__(self, config: Config | None = None, path: str | None = None) -> None:
+        super().__init__(config)
+        chosen = path or (config.jsonl_path if config is not None else "./instrument-metrics.jsonl")
+        # Fixed now, so a later chdir() by the application does not move the file.
+        self.path = os.path.abspath(chosen)
+        self._fd: int | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    def export(self, batch: Batch) -> None:
+        if not batch.points:
+            return
+        lines = [
+            (json.dumps(point.as_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n").encode()
+            for point in batch.points
+        ]
+        with self._lock:
+            fd = self._open()
+            chunk: list[bytes] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) > _CHUNK:
+                    _write_all(fd, b"".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line)
+            if chunk:
+                _write_all(fd, b"".join(chunk))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

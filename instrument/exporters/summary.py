@@ -1,0 +1,41 @@
+"""`summary`: one table of the whole run, written to stderr at shutdown (and exit)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from .._model import Batch, Point, merge
+from . import Exporter
+from ._table import render
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+
+class SummaryExporter(Exporter):
+    """Merges every batch (counters summed, histograms merged) and prints them once."""
+
+    name = "summary"
+
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
+        self._lock = threading.Lock()
+        self._points: list[Point] = []
+
+    def export(self, batch: Batch) -> None:
+        with self._lock:
+            self._points = merge(self._points + batch.points)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            points = [p for p in self._points if not p.name.startswith("instrument.")]
+        if not points:
+            return
+        start = min(p.start_time for p in points)
+        end = max(p.end_time for p in points)
+        title = f"instrument summary: {end - start:.1f}s (pid {os.getpid()})"
+        sys.stderr.write(render(points, title))
+        sys.stderr.flush()
