@@ -1,0 +1,1 @@
+"""The directory `instrument run` puts first on PYTHONPATH; it holds `sitecustomize`."""

@@ -1,0 +1,78 @@
+"""The ``instrument`` command: ``instrument run [options] -- PROGRAM ARGS...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ._config import ENV_PREFIX
+
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
+DEFAULT_EXPORTERS = "jsonl,summary"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instrument", description="Instrument Python programs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a program with instrumentation",
+        description=(
+            "Run PROGRAM instrumented: a sitecustomize hook configures instrument in every "
+            "Python process it starts. Options become INSTRUMENT_* variables, which child "
+            f"processes inherit. With no exporter configured: {DEFAULT_EXPORTERS}."
+        ),
+    )
+    run.add_argument("--exporter", action="append", metavar="NAME", help="an exporter (repeatable)")
+    run.add_argument("--interval", metavar="SECONDS", help="seconds between exports")
+    run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
+    return parser
+
+
+def _run_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The environment the program runs with; raises ConfigurationError on bad options."""
+    from ._config import from_environ
+
+    env = dict(environ)
+    if args.exporter:
+        env[ENV_PREFIX + "EXPORTERS"] = ",".join(args.exporter)
+    elif not env.get(ENV_PREFIX + "EXPORTERS", "").strip():
+        env[ENV_PREFIX + "EXPORTERS"] = DEFAULT_EXPORTERS
+    if args.interval is not None:
+        env[ENV_PREFIX + "INTERVAL"] = args.interval
+    from_environ(env)  # check everything now, before the program starts
+    paths = [BOOTSTRAP_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    program = list(args.program)
+    if program and program[0] == "--":
+        program = program[1:]
+    if not program:
+        parser.error("run needs a program: instrument run -- python app.py")
+    from ._config import ConfigurationError
+
+    try:
+        env = _run_environment(args, dict(os.environ))
+    except ConfigurationError as exc:
+        print(f"instrument run: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(program[0], program, env)
+    except FileNotFoundError:
+        print(f"instrument run: program {program[0]!r} not found (is it on PATH?)", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"instrument run: program {program[0]!r} is not executable", file=sys.stderr)
+        return 126
+    except OSError as exc:
+        print(f"instrument run: cannot run {program[0]!r}: {exc}", file=sys.stderr)
+        return 126

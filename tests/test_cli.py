@@ -1,0 +1,115 @@
+"""`instrument run -- PROGRAM`: the program runs as itself, instrumented, with the default exporters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def instrument_run(args, cwd, env=None, **kwargs):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "instrument", "run", *args],
+        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60, **kwargs,
+    )
+
+
+def jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def app(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        import sys, instrument
+        @instrument.timed("app.work")
+        def work():
+            return sum(range(100))
+        for _ in range(25):
+            work()
+        print("app output")
+        sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    """))
+    return script
+
+
+def test_default_exporters_write_jsonl_and_print_a_summary(app, tmp_path):
+    result = instrument_run(["--", sys.executable, str(app)], tmp_path)
+    assert 0 == result.returncode, result.stderr
+    assert "app output" == result.stdout.strip()
+    assert "instrument summary" in result.stderr
+    row = next(line for line in result.stderr.splitlines() if line.startswith("app.work"))
+    assert "25" == row.split()[1]
+    lines = jsonl(tmp_path / "instrument-metrics.jsonl")
+    assert 25 == sum(line["count"] for line in lines if line["name"] == "app.work")
+
+
+def test_exit_status_and_stdin_are_the_programs(app, tmp_path):
+    assert 3 == instrument_run(["--", sys.executable, str(app), "3"], tmp_path).returncode
+    echoed = instrument_run(["--", sys.executable, "-c", "print(input()[::-1])"], tmp_path, input="abc\n")
+    assert "cba" == echoed.stdout.strip()
+
+
+def test_options_become_variables_that_children_inherit(tmp_path):
+    """A Python subprocess started by the program is instrumented the same way."""
+    out = tmp_path / "both.jsonl"
+    child = "import instrument; instrument.count('cli.child')"
+    parent = (
+        "import subprocess, sys, instrument\n"
+        "instrument.count('cli.parent')\n"
+        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)\n"
+    )
+    result = instrument_run(
+        ["--exporter", "jsonl", "--interval", "60", "--", sys.executable, "-c", parent],
+        tmp_path, {"INSTRUMENT_JSONL_PATH": str(out)},
+    )
+    assert 0 == result.returncode, result.stderr
+    assert "instrument summary" not in result.stderr  # only the exporter asked for
+    names = [line["name"] for line in jsonl(out) if not line["name"].startswith("instrument.")]
+    assert ["cli.child", "cli.parent"] == sorted(names)
+
+
+def test_application_sitecustomize_runs_once_after_ours(tmp_path):
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text(
+        "import sys\nprint('app sitecustomize', 'instrument' in sys.modules, flush=True)\n"
+    )
+    result = instrument_run(["--", sys.executable, "-c", "print('main')"], tmp_path, {"PYTHONPATH": str(site_dir)})
+    assert 0 == result.returncode, result.stderr
+    # The launcher is itself a Python process (without instrument's hook) before it
+    # execs the program: the "False" line is its start-up, the "True" line the program's.
+    assert ["app sitecustomize False", "app sitecustomize True", "main"] == result.stdout.splitlines()
+
+
+def test_program_not_found(tmp_path):
+    result = instrument_run(["--", "no-such-program-xyz"], tmp_path)
+    assert 127 == result.returncode
+    assert "program 'no-such-program-xyz' not found" in result.stderr
+
+
+def test_unknown_exporter_is_refused_before_starting(tmp_path):
+    result = instrument_run(["--exporter", "nope", "--", sys.executable, "-c", "print('ran')"], tmp_path)
+    assert 2 == result.returncode
+    assert "unknown exporter 'nope'" in result.stderr
+    assert "ran" not in result.stdout
+
+
+def test_missing_program_is_a_usage_error(tmp_path):
+    result = instrument_run([], tmp_path)
+    assert 2 == result.returncode
+    assert "run needs a program" in result.stderr
+
+
+def test_console_script_is_installed():
+    """`pip install` puts the `instrument` command next to the interpreter."""
+    script = os.path.join(os.path.dirname(sys.executable), "instrument")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert 0 == result.returncode
+    assert "run" in result.stdout
