@@ -79,10 +79,33 @@ class ExportWorker:
                 )
             self._queue.append(batch)
             self._cond.notify()
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name=f"instrument-export-{self.name}", daemon=True)
+        if not self.start():
+            self._export_here()
+
+    def start(self) -> bool:
+        """Start the worker thread if needed; False if threads cannot start any more."""
+        with self._cond:
+            if self._thread is not None:
+                return True
+            thread = threading.Thread(target=self._run, name=f"instrument-export-{self.name}", daemon=True)
+            try:
                 thread.start()
-                self._thread = thread
+            except RuntimeError:  # "can't create new thread at interpreter shutdown" (3.12)
+                return False
+            self._thread = thread
+            return True
+
+    def _export_here(self) -> None:
+        """Without a thread (first export during interpreter exit): export in the caller."""
+        while True:
+            with self._cond:
+                if not self._queue:
+                    return
+                batch = self._queue.popleft()
+            self._export(batch)
+            with self._cond:
+                self._handled = max(self._handled, batch.seq)
+                self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -203,6 +226,9 @@ class Pipeline:
                 old = self._workers
                 self._workers = [ExportWorker(exporter, config.queue_size) for exporter in exporters]
                 self._built_for = config.exporters
+                if self._thread is not None:
+                    for worker in self._workers:
+                        worker.start()
         for worker in old:
             threading.Thread(
                 target=worker.stop, args=(monotonic() + config.exit_timeout,), name="instrument-stop", daemon=True
@@ -235,6 +261,14 @@ class Pipeline:
     # --- collecting ----------------------------------------------------------------
 
     def _run(self) -> None:
+        # Start the exporters' threads now, while threads can still start: from Python
+        # 3.12 none can be started once the interpreter is exiting.
+        if self._acquire(timeout=None):
+            try:
+                for worker in self._current_workers():
+                    worker.start()
+            finally:
+                self._release()
         busy = False
         while not self._stop_requested():
             config = settings.current
