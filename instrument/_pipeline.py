@@ -95,30 +95,27 @@ class ExportWorker:
             self._thread = thread
             return True
 
+    def _take(self, wait: bool) -> Batch | None:
+        """The next queued batch; with *wait*, block until one comes or stop() is called."""
+        with self._cond:
+            while wait and not self._queue and not self._stopping:
+                self._cond.wait()
+            return self._queue.popleft() if self._queue else None
+
+    def _handle(self, batch: Batch) -> None:
+        self._export(batch)
+        with self._cond:
+            self._handled = max(self._handled, batch.seq)
+            self._cond.notify_all()
+
     def _export_here(self) -> None:
         """Without a thread (first export during interpreter exit): export in the caller."""
-        while True:
-            with self._cond:
-                if not self._queue:
-                    return
-                batch = self._queue.popleft()
-            self._export(batch)
-            with self._cond:
-                self._handled = max(self._handled, batch.seq)
-                self._cond.notify_all()
+        while (batch := self._take(wait=False)) is not None:
+            self._handle(batch)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    break
-                batch = self._queue.popleft()
-            self._export(batch)
-            with self._cond:
-                self._handled = max(self._handled, batch.seq)
-                self._cond.notify_all()
+        while (batch := self._take(wait=True)) is not None:
+            self._handle(batch)
         self._close()
 
     def _export(self, batch: Batch) -> None:
