@@ -87,7 +87,7 @@ _registry: dict[int, tuple[weakref.ref[_ThreadRecords], Series, list[Any]]] = {}
 
 DROPPED = DropCounter()
 
-_thread_cap = 65536
+_thread_cap = 262_144
 _global_cap = 1_048_576
 
 # Called (once per thread and series) when a list is first published, so that the
@@ -106,10 +106,11 @@ def slow_threshold(buffer_size: int, max_pending: int) -> int:
     """List length at which the hot path hands over to `overflow`.
 
     Well below both caps, so that the caps are checked before a few lists can hold
-    more than them; at most 16384, so that a busy thread reaches it only when the
-    collector has not drained it for several milliseconds.
+    more than them; high enough (up to 65536) that a thread recording flat out does
+    not reach it between two drains of a busy collector, which under the GIL come
+    every switch interval (5 ms, about 10,000 records).
     """
-    return max(1, min(16384, buffer_size // 4, max_pending // 64))
+    return max(1, min(65536, buffer_size // 4, max_pending // 16))
 
 
 def set_limits(buffer_size: int, max_pending: int) -> None:

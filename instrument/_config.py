@@ -101,7 +101,7 @@ OPTIONS: dict[str, tuple[Callable[[str, object, bool], Any], Any]] = {
     "interval": (_positive(float), 10.0),
     "jsonl_path": (_parse_path, "./instrument-metrics.jsonl"),
     "cardinality_limit": (_positive(int), 2000),
-    "buffer_size": (_positive(int), 65536),
+    "buffer_size": (_positive(int), 262_144),
     "max_pending": (_positive(int), 1_048_576),
     "queue_size": (_positive(int), 8),
     "exit_timeout": (_positive(float, allow_zero=True), 5.0),

@@ -36,7 +36,7 @@ from ._model import Batch
 # instead of sleeping until the next export: aggregation keeps pace with recording and
 # buffers stay far below their caps.
 BUSY_RECORDS = 1024
-BUSY_PERIOD = 0.01
+BUSY_PERIOD = 0.005
 
 
 class ExportWorker:
@@ -277,8 +277,8 @@ class Pipeline:
                 break
             try:
                 if monotonic() >= self._last_cut + settings.current.interval:
-                    self.cut(timeout=None)
-                    busy = False
+                    batch = self.cut(timeout=None)
+                    busy = batch is not None and batch.records >= BUSY_RECORDS
                 else:
                     busy = self.drain(timeout=None) >= BUSY_RECORDS
             except Exception:

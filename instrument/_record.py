@@ -23,7 +23,7 @@ from ._metrics import COUNTER, GAUGE, HISTOGRAM, TIMER, Series, resolve_call_sit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SLOW_AT = slow_threshold(65536, 1_048_576)  # set from the configuration by `configure()`
+SLOW_AT = slow_threshold(262_144, 1_048_576)  # set from the configuration by `configure()`
 ENABLED = True  # the kill switch for count()/record()/gauge(); decorators check it once
 
 # Called by gauge() while no collector runs, so a process that only sets gauges still

@@ -16,4 +16,4 @@ def exported():
     instrument.configure(exporters=[exporter], interval=3600.0, enabled=True)
     yield exporter
     instrument.flush(5.0)
-    instrument.configure(exporters=[], interval=10.0, buffer_size=65536, max_pending=1_048_576)
+    instrument.configure(exporters=[], interval=10.0, buffer_size=262_144, max_pending=1_048_576)

@@ -100,7 +100,7 @@ class TestBoundedMemory:
     def test_global_cap_is_shared_between_threads(self, exported):
         """max_pending caps all threads together: each gets an equal share."""
         instrument.configure(buffer_size=100_000, max_pending=4000)
-        assert 62 == _buffers.slow_threshold(100_000, 4000)
+        assert 250 == _buffers.slow_threshold(100_000, 4000)
         barrier = threading.Barrier(4)
 
         def fill():
@@ -116,8 +116,10 @@ class TestBoundedMemory:
                 t.start()
             for t in threads:
                 t.join()
-            # Each thread may pass the global cap by up to RECOUNT_EVERY records.
-            assert _buffers.pending() <= 4000 + 4 * _buffers.RECOUNT_EVERY
+            # Each thread may pass the global cap by the records it holds before its
+            # first check (SLOW_AT) plus those between recounts of the others.
+            slack = 4 * (_buffers.slow_threshold(100_000, 4000) + _buffers.RECOUNT_EVERY)
+            assert _buffers.pending() <= 4000 + slack
         finally:
             PIPELINE._drain_lock.release()
         instrument.flush(5.0)
