@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--exporter", action="append", metavar="NAME", help="an exporter (repeatable)")
     run.add_argument("--interval", metavar="SECONDS", help="seconds between exports")
+    run.add_argument("--disable", action="append", metavar="NAME", help="an integration not to install (repeatable)")
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     return parser
 
@@ -42,6 +43,9 @@ def _run_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[
         env[ENV_PREFIX + "EXPORTERS"] = DEFAULT_EXPORTERS
     if args.interval is not None:
         env[ENV_PREFIX + "INTERVAL"] = args.interval
+    if args.disable:
+        already = [n for n in env.get(ENV_PREFIX + "DISABLED_INTEGRATIONS", "").split(",") if n.strip()]
+        env[ENV_PREFIX + "DISABLED_INTEGRATIONS"] = ",".join(already + args.disable)
     from_environ(env)  # check everything now, before the program starts
     paths = [BOOTSTRAP_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join(paths)

@@ -84,6 +84,62 @@ def _parse_exporters(name: str, value: object, from_env: bool) -> tuple[Any, ...
     return items
 
 
+def _parse_integrations(name: str, value: object, from_env: bool) -> tuple[str, ...]:
+    from .integrations import REGISTRY
+
+    items = _parse_names(name, value, from_env)
+    unknown = [item for item in items if item not in REGISTRY]
+    if unknown:
+        raise ConfigurationError(
+            f"{_where(name, from_env)}: unknown integration(s) {', '.join(map(repr, unknown))}; "
+            f"known integrations: {', '.join(sorted(REGISTRY))}"
+        )
+    return items
+
+
+def _parse_address(name: str, value: object, from_env: bool) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) into a (host, port) pair."""
+    if isinstance(value, tuple) and len(value) == 2:
+        value = f"{value[0]}:{value[1]}"
+    text = value.strip() if isinstance(value, str) else None
+    host, _, port = (text or "").rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"{_where(name, from_env)} is {value!r}; it must be host:port, e.g. 127.0.0.1:8125"
+        )
+    return host, int(port)
+
+
+def _parse_url(name: str, value: object, from_env: bool) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not (text.startswith("http://") or text.startswith("https://")) or len(text) <= len("https://"):
+        raise ConfigurationError(
+            f"{_where(name, from_env)} is {value!r}; it must be an http:// or https:// URL"
+        )
+    return text
+
+
+def _parse_headers(name: str, value: object, from_env: bool) -> tuple[tuple[str, str], ...]:
+    """``key=value,key2=value2`` (or a mapping) into header pairs. Values are never echoed."""
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    elif isinstance(value, str):
+        pairs = []
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigurationError(
+                    f"{_where(name, from_env)} has an entry without 'key=value' (entry {len(pairs) + 1})"
+                )
+            pairs.append((key.strip(), val.strip()))
+    else:
+        raise ConfigurationError(f"{_where(name, from_env)} must be key=value pairs separated by commas")
+    return tuple(pairs)
+
+
 def _parse_path(name: str, value: object, from_env: bool) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -105,6 +161,13 @@ OPTIONS: dict[str, tuple[Callable[[str, object, bool], Any], Any]] = {
     "max_pending": (_positive(int), 1_048_576),
     "queue_size": (_positive(int), 8),
     "exit_timeout": (_positive(float, allow_zero=True), 5.0),
+    "disabled_integrations": (_parse_integrations, ()),
+    "prometheus_address": (_parse_address, ("127.0.0.1", 9464)),
+    "statsd_address": (_parse_address, ("127.0.0.1", 8125)),
+    "statsd_max_datagram": (_positive(int), 1432),
+    "http_url": (_parse_url, None),
+    "http_headers": (_parse_headers, ()),
+    "http_timeout": (_positive(float), 10.0),
 }
 
 
@@ -120,13 +183,22 @@ class Config:
     max_pending: int
     queue_size: int
     exit_timeout: float
+    disabled_integrations: tuple[str, ...]
+    prometheus_address: tuple[str, int]
+    statsd_address: tuple[str, int]
+    statsd_max_datagram: int
+    http_url: str | None
+    http_headers: tuple[tuple[str, str], ...]
+    http_timeout: float
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         for name, (_, default) in OPTIONS.items():
             setattr(self, name, values.get(name, default))
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{name}={getattr(self, name)!r}" for name in OPTIONS)
+        body = ", ".join(
+            f"{name}={'<hidden>' if name == 'http_headers' else repr(getattr(self, name))}" for name in OPTIONS
+        )
         return f"Config({body})"
 
 

@@ -34,7 +34,7 @@ def configure(**options: Any) -> None:
         exporters = []
         for spec in config.exporters:
             try:
-                exporters.append(create(spec, config))
+                exporters.append((spec, create(spec, config)))
             except ConfigurationError:
                 raise
             except Exception as exc:

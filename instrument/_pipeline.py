@@ -31,6 +31,7 @@ from ._aggregation import SELF_DROPPED, Aggregator
 from ._config import Config, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
 from ._model import Batch
+from ._suppress import suppress_thread, suppressing
 
 # While the last drain moved this many records, drain again after BUSY_PERIOD seconds
 # instead of sleeping until the next export: aggregation keeps pace with recording and
@@ -42,8 +43,9 @@ BUSY_PERIOD = 0.005
 class ExportWorker:
     """One exporter, its bounded queue of batches and the thread that feeds it."""
 
-    def __init__(self, exporter: Any, queue_size: int) -> None:
+    def __init__(self, exporter: Any, queue_size: int, spec: str | None = None) -> None:
         self.exporter = exporter
+        self.spec = spec  # the name it was created from, if any
         self.name = str(getattr(exporter, "name", None) or type(exporter).__name__)
         self._queue: deque[Batch] = deque()
         self._queue_size = queue_size
@@ -110,10 +112,12 @@ class ExportWorker:
 
     def _export_here(self) -> None:
         """Without a thread (first export during interpreter exit): export in the caller."""
-        while (batch := self._take(wait=False)) is not None:
-            self._handle(batch)
+        with suppressing():
+            while (batch := self._take(wait=False)) is not None:
+                self._handle(batch)
 
     def _run(self) -> None:
+        suppress_thread()  # the exporter's own network traffic is not the application's
         while (batch := self._take(wait=True)) is not None:
             self._handle(batch)
         self._close()
@@ -214,14 +218,16 @@ class Pipeline:
     def used(self) -> bool:
         return self._thread is not None or bool(_buffers._registry) or bool(self._workers)
 
-    def reconfigure(self, config: Config, exporters: list[Any] | None) -> None:
+    def reconfigure(self, config: Config, exporters: list[tuple[Any, Any]] | None) -> None:
         """Apply *config*; *exporters*, when given, replace the running ones."""
         with self._state_lock:
             self._closed = False
             old: list[ExportWorker] = []
             if exporters is not None:
                 old = self._workers
-                self._workers = [ExportWorker(exporter, config.queue_size) for exporter in exporters]
+                self._workers = [
+                    ExportWorker(exporter, config.queue_size, _name_of(spec)) for spec, exporter in exporters
+                ]
                 self._built_for = config.exporters
                 if self._thread is not None:
                     for worker in self._workers:
@@ -243,7 +249,7 @@ class Pipeline:
                 try:
                     from .exporters import create
 
-                    built.append(create(spec, config))
+                    built.append(ExportWorker(create(spec, config), config.queue_size, _name_of(spec)))
                 except Exception as exc:
                     _log.error_once(
                         ("create", repr(spec)),
@@ -251,7 +257,7 @@ class Pipeline:
                         spec,
                         exc,
                     )
-            self._workers = [ExportWorker(exporter, config.queue_size) for exporter in built]
+            self._workers = built
             self._built_for = config.exporters
         return self._workers
 
@@ -385,12 +391,48 @@ class Pipeline:
     def after_fork_in_child(self) -> None:
         _buffers.reset_after_fork()
         reset_gauges()
+        survivors = self._exporters_for_child()
+        built_for = self._built_for
         self._fresh_state()
+        if survivors is not None:
+            self._workers = [ExportWorker(exporter, settings.current.queue_size) for exporter in survivors]
+            self._built_for = built_for
         _record.collector_running = False
         _flush_before_multiprocessing_exit()
 
+    def _exporters_for_child(self) -> list[Any] | None:
+        """Exporters that carry on in a forked child, or None to build them anew there.
+
+        An exporter with ``after_fork_in_child()`` keeps its object (for example the
+        Prometheus exporter, which turns into a forwarder to the parent's endpoint);
+        one created by name is created again; one passed as an object is kept.
+        """
+        if not any(hasattr(worker.exporter, "after_fork_in_child") for worker in self._workers):
+            return None
+        kept = []
+        for worker in self._workers:
+            exporter = worker.exporter
+            try:
+                if hasattr(exporter, "after_fork_in_child"):
+                    exporter.after_fork_in_child()
+                elif worker.spec is not None:
+                    from .exporters import create
+
+                    exporter = create(worker.spec, settings.current)
+                kept.append(exporter)
+            except Exception:
+                _log.error_once(
+                    ("fork", worker.name), "instrument: exporter %r failed to carry on after fork", worker.name,
+                    exc_info=True,
+                )
+        return kept
+
 
 PIPELINE = Pipeline()
+
+
+def _name_of(spec: Any) -> str | None:
+    return spec if isinstance(spec, str) else None
 
 
 def _flush_at_process_exit() -> None:

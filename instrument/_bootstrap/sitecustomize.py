@@ -10,7 +10,13 @@ def _start() -> None:
     import sys
 
     try:
-        import instrument  # noqa: F401  reads INSTRUMENT_*; the collector starts on first record
+        import instrument  # reads INSTRUMENT_*; the collector starts on the first record
+        from instrument._config import settings
+
+        if settings.current.enabled:
+            import instrument.auto
+
+            instrument.auto.install()
     except Exception as exc:
         sys.stderr.write(f"instrument: not instrumenting this process: {exc}\n")
 

@@ -20,7 +20,16 @@ from .._model import Batch, Point
 if TYPE_CHECKING:
     from .._config import Config
 
-__all__ = ["Batch", "Exporter", "HistogramData", "Point", "available", "check_exporter_spec", "create"]
+__all__ = [
+    "Batch",
+    "Exporter",
+    "HistogramData",
+    "MissingDependency",
+    "Point",
+    "available",
+    "check_exporter_spec",
+    "create",
+]
 
 ENTRY_POINT_GROUP = "instrument.exporters"
 
@@ -30,6 +39,12 @@ BUILTIN = {
     "jsonl": "instrument.exporters.jsonl:JsonlExporter",
     "memory": "instrument.exporters.memory:MemoryExporter",
     "summary": "instrument.exporters.summary:SummaryExporter",
+}
+
+# name -> (the extra that installs its dependencies, a module that extra provides).
+EXTRAS = {
+    "http": ("http", "requests"),
+    "otlp": ("otlp", "opentelemetry.exporter.otlp.proto.http"),
 }
 
 
@@ -67,6 +82,8 @@ def available() -> list[str]:
 def check_exporter_spec(spec: object) -> None:
     """Raise a clear error unless *spec* names a known exporter or is an exporter object."""
     if isinstance(spec, str):
+        if spec in EXTRAS:
+            _check_dependency(spec)
         if spec in BUILTIN or spec in _entry_points():
             return
         raise ValueError(f"unknown exporter {spec!r}; known exporters: {', '.join(available())}")
@@ -77,6 +94,27 @@ def check_exporter_spec(spec: object) -> None:
     )
 
 
+class MissingDependency(ValueError):
+    """A configured exporter's dependency is not installed; the message says what to run."""
+
+
+def _missing(name: str, module: str) -> MissingDependency:
+    return MissingDependency(f"exporter {name!r} needs {module}: pip install 'instrument-client[{EXTRAS[name][0]}]'")
+
+
+def _check_dependency(name: str) -> None:
+    """Fail now, without importing it, when the exporter's dependency is absent."""
+    from importlib.util import find_spec
+
+    module = EXTRAS[name][1]
+    try:
+        found = find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        found = False
+    if not found:
+        raise _missing(name, module)
+
+
 def _load(name: str) -> Any:
     target = BUILTIN.get(name)
     if target is None:
@@ -84,7 +122,12 @@ def _load(name: str) -> Any:
     module_name, _, attribute = target.partition(":")
     from importlib import import_module
 
-    return getattr(import_module(module_name), attribute)
+    try:
+        return getattr(import_module(module_name), attribute)
+    except ImportError as exc:
+        if name not in EXTRAS or (exc.name or "").startswith("instrument"):
+            raise
+        raise _missing(name, exc.name or EXTRAS[name][1]) from exc
 
 
 def create(spec: Any, config: Config) -> Any:

@@ -1,0 +1,104 @@
+"""Automatic instrumentation: install integrations when their libraries are imported.
+
+>>> import instrument.auto
+>>> instrument.auto.install()                       # every integration
+>>> instrument.auto.install(include=["requests"])   # or some
+>>> instrument.auto.uninstall()                     # put the originals back
+
+`instrument run` calls `install()` at interpreter start-up. Nothing is imported
+early: an integration's code is imported when its library is, whether that happens
+before or after `install()`. ``INSTRUMENT_DISABLED_INTEGRATIONS`` (or ``exclude``)
+skips some.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable
+from types import ModuleType
+
+from . import _importhook, _log
+from ._config import settings
+from .integrations import REGISTRY, Integration, load
+
+__all__ = ["available", "install", "installed", "uninstall"]
+
+_lock = threading.RLock()
+_scheduled: dict[str, _importhook.Hook] = {}
+_active: dict[str, Integration] = {}
+
+
+def available() -> list[str]:
+    """Identifiers of every integration instrument ships."""
+    return sorted(REGISTRY)
+
+
+def _check(names: Iterable[str], argument: str) -> list[str]:
+    if isinstance(names, str):
+        raise TypeError(f"{argument} takes a list of integration names, got the string {names!r}")
+    checked = list(names)
+    unknown = sorted(set(checked) - set(REGISTRY))
+    if unknown:
+        raise ValueError(
+            f"unknown integration(s) {', '.join(map(repr, unknown))} in {argument}; "
+            f"known integrations: {', '.join(available())}"
+        )
+    return checked
+
+
+def _install_one(identifier: str, module: ModuleType) -> None:
+    with _lock:
+        if _scheduled.pop(identifier, None) is None:
+            return  # uninstalled before its library was imported
+        integration = _active.get(identifier)
+        if integration is None:
+            integration = _active[identifier] = load(identifier)()
+    try:
+        integration.install(module)
+    except Exception:
+        _log.error_once(
+            ("install", identifier),
+            "instrument: integration %r failed to install; %s runs uninstrumented",
+            identifier,
+            REGISTRY[identifier].module,
+            exc_info=True,
+        )
+
+
+def install(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[str]:
+    """Schedule integrations: each installs when its library is (or has been) imported.
+
+    *include* defaults to all; *exclude* and ``disabled_integrations`` are left out.
+    Returns the identifiers scheduled or already installed. Calling it again is safe.
+    """
+    chosen = _check(available() if include is None else include, "include")
+    skipped = set(_check(exclude or (), "exclude")) | set(settings.current.disabled_integrations)
+    selected = [name for name in chosen if name not in skipped]
+    for identifier in selected:
+        with _lock:
+            if identifier in _scheduled or (identifier in _active and _active[identifier].installed):
+                continue
+            hook = functools.partial(_install_one, identifier)
+            _scheduled[identifier] = hook
+        _importhook.when_imported(REGISTRY[identifier].module, hook)
+    return sorted(selected)
+
+
+def uninstall(names: Iterable[str] | None = None) -> None:
+    """Undo `install()` for *names* (default all): restore originals, drop pending hooks."""
+    targets = _check(available() if names is None else names, "names")
+    for identifier in targets:
+        with _lock:
+            hook = _scheduled.pop(identifier, None)
+            integration = _active.pop(identifier, None)
+        if hook is not None:
+            _importhook.discard(REGISTRY[identifier].module, hook)
+        if integration is not None:
+            integration.uninstall()
+
+
+def installed() -> list[str]:
+    """Identifiers of the integrations currently patched into their libraries."""
+    with _lock:
+        return sorted(name for name, integration in _active.items() if integration.installed)

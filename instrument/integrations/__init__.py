@@ -1,0 +1,139 @@
+"""Integrations: hooks that instrument a library when it is imported.
+
+Each integration has an identifier, the module whose import installs it, the
+distribution and minimum version it supports, an idempotent ``install(module)`` and
+an ``uninstall()`` that puts the original functions back. They are listed here by
+dotted path, so listing them imports nothing; `instrument.auto.install()` schedules
+them with post-import hooks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from .. import _log
+
+
+class Entry(NamedTuple):
+    module: str  # importing this module installs the integration
+    target: str  # "module:Class" of the Integration
+
+
+REGISTRY: dict[str, Entry] = {
+    "wsgi": Entry("wsgiref.simple_server", "instrument.integrations.wsgi:WsgiIntegration"),
+    "sqlite3": Entry("sqlite3", "instrument.integrations.sqlite3:Sqlite3Integration"),
+    "psycopg": Entry("psycopg", "instrument.integrations.psycopg:PsycopgIntegration"),
+    "psycopg2": Entry("psycopg2", "instrument.integrations.psycopg2:Psycopg2Integration"),
+    "pymysql": Entry("pymysql", "instrument.integrations.pymysql:PyMySQLIntegration"),
+    "http_client": Entry("http.client", "instrument.integrations.http_client:HttpClientIntegration"),
+    "urllib3": Entry("urllib3", "instrument.integrations.urllib3:Urllib3Integration"),
+    "requests": Entry("requests", "instrument.integrations.requests:RequestsIntegration"),
+    "httpx": Entry("httpx", "instrument.integrations.httpx:HttpxIntegration"),
+}
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """The leading numeric release of a version string: "2.31.0rc1" -> (2, 31, 0)."""
+    parts = []
+    for piece in text.split("."):
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts)
+
+
+class Integration:
+    """Base class: subclasses set the class attributes and implement `setup`."""
+
+    identifier = ""
+    distribution: str | None = None  # None: part of the standard library
+    min_version: tuple[int, ...] = ()
+
+    def __init__(self) -> None:
+        self.installed = False
+        self._patches: list[tuple[Any, str, Any, bool]] = []
+
+    def setup(self, module: ModuleType) -> None:
+        """Patch *module* (and what else it needs) with `patch`."""
+        raise NotImplementedError
+
+    def version(self, module: ModuleType) -> str | None:
+        if self.distribution is None:
+            return None
+        found = getattr(module, "__version__", None)
+        if isinstance(found, str):
+            return found
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(self.distribution)
+        except PackageNotFoundError:
+            return None
+
+    def install(self, module: ModuleType) -> bool:
+        """Install once; skip (with one log line) a library older than `min_version`."""
+        if self.installed:
+            return True
+        found = self.version(module)
+        if self.min_version and found is not None and parse_version(found) < self.min_version:
+            wanted = ".".join(map(str, self.min_version))
+            _log.warn_once(
+                ("too-old", self.identifier),
+                "instrument: integration %r needs %s >= %s, found %s; not installed",
+                self.identifier,
+                self.distribution,
+                wanted,
+                found,
+            )
+            return False
+        try:
+            self.setup(module)
+        except Exception:
+            self.uninstall()
+            raise
+        self.installed = True
+        return True
+
+    def uninstall(self) -> None:
+        """Put every patched attribute back as it was."""
+        while self._patches:
+            owner, name, original, owned = self._patches.pop()
+            if owned:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)  # it was inherited: remove our override
+        self.installed = False
+
+    def patch(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        """Replace ``owner.name`` with ``make(original)``, remembering the original."""
+        namespace = vars(owner) if isinstance(owner, type) else None
+        owned = namespace is None or name in namespace
+        original = namespace[name] if namespace is not None and owned else getattr(owner, name)
+        current = getattr(owner, name)
+        replacement = make(current)
+        if callable(current) and callable(replacement) and replacement is not current:
+            try:
+                functools.update_wrapper(replacement, current)
+                replacement.__instrument_original__ = current
+            except (AttributeError, TypeError):  # a builtin or a proxy that refuses attributes
+                pass
+        setattr(owner, name, replacement)
+        self._patches.append((owner, name, original, owned))
+
+
+def load(identifier: str) -> type[Integration]:
+    module_name, _, attribute = REGISTRY[identifier].target.partition(":")
+    from importlib import import_module
+
+    cls: type[Integration] = getattr(import_module(module_name), attribute)
+    return cls
