@@ -22,17 +22,7 @@ class Entry(NamedTuple):
     target: str  # "module:Class" of the Integration
 
 
-REGISTRY: dict[str, Entry] = {
-    "wsgi": Entry("wsgiref.simple_server", "instrument.integrations.wsgi:WsgiIntegration"),
-    "sqlite3": Entry("sqlite3", "instrument.integrations.sqlite3:Sqlite3Integration"),
-    "psycopg": Entry("psycopg", "instrument.integrations.psycopg:PsycopgIntegration"),
-    "psycopg2": Entry("psycopg2", "instrument.integrations.psycopg2:Psycopg2Integration"),
-    "pymysql": Entry("pymysql", "instrument.integrations.pymysql:PyMySQLIntegration"),
-    "http_client": Entry("http.client", "instrument.integrations.http_client:HttpClientIntegration"),
-    "urllib3": Entry("urllib3", "instrument.integrations.urllib3:Urllib3Integration"),
-    "requests": Entry("requests", "instrument.integrations.requests:RequestsIntegration"),
-    "httpx": Entry("httpx", "instrument.integrations.httpx:HttpxIntegration"),
-}
+REGISTRY: dict[str, Entry] = {}
 
 
 def parse_version(text: str) -> tuple[int, ...]:
