@@ -61,4 +61,13 @@ def shutdown(timeout: float = 5.0) -> bool:
     return PIPELINE.shutdown(timeout)
 
 
+def _start_eager_exporters(config: Config) -> None:
+    from .exporters import EAGER
+
+    if any(isinstance(spec, str) and spec in EAGER for spec in config.exporters):
+        PIPELINE.ensure_exporters()
+
+
 _apply_limits(settings.current)
+if settings.current.exporters:
+    _start_eager_exporters(settings.current)

@@ -240,6 +240,18 @@ class Pipeline:
         if _buffers._registry:
             self.ensure_started()
 
+    def ensure_exporters(self) -> None:
+        """Create the configured exporters now rather than at the first export.
+
+        For exporters that must exist before the process forks (the Prometheus
+        endpoint lives in the parent of pre-fork workers).
+        """
+        if self._acquire(timeout=None):
+            try:
+                self._current_workers()
+            finally:
+                self._release()
+
     def _current_workers(self) -> list[ExportWorker]:
         """The workers for the configured exporters, built on first use (drain lock held)."""
         config = settings.current

@@ -41,6 +41,10 @@ BUILTIN = {
     "summary": "instrument.exporters.summary:SummaryExporter",
 }
 
+# Exporters created at start-up (import, configure(), instrument run) rather than at the
+# first export, because they must exist before the process forks workers.
+EAGER = frozenset({"prometheus"})
+
 # name -> (the extra that installs its dependencies, a module that extra provides).
 EXTRAS = {
     "http": ("http", "requests"),
