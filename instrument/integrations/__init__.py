@@ -22,7 +22,12 @@ class Entry(NamedTuple):
     target: str  # "module:Class" of the Integration
 
 
-REGISTRY: dict[str, Entry] = {}
+REGISTRY: dict[str, Entry] = {
+    "http_client": Entry("http.client", "instrument.integrations.http_client:HttpClientIntegration"),
+    "httpx": Entry("httpx", "instrument.integrations.httpx:HttpxIntegration"),
+    "requests": Entry("requests", "instrument.integrations.requests:RequestsIntegration"),
+    "urllib3": Entry("urllib3", "instrument.integrations.urllib3:Urllib3Integration"),
+}
 
 
 def parse_version(text: str) -> tuple[int, ...]:

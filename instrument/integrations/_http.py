@@ -1,0 +1,130 @@
+"""What the HTTP client integrations share: the metric, its tags, and attempt ownership.
+
+One measurement per attempt on the wire: ``http.client.request.duration`` (seconds)
+tagged ``http.request.method``, ``server.address``, ``server.port``,
+``http.response.status_code`` and, when it failed, ``error.type`` (the exception
+class, or the status code for responses >= 400, as OpenTelemetry's HTTP conventions
+say). Never the path, the query string, user info, headers or bodies.
+
+Libraries are layered (requests -> urllib3 -> http.client). The outermost layer that
+performs an attempt *owns* it: it sets a context variable for the attempt's duration,
+and inner layers seeing it set record nothing. A context variable (not a
+thread-local) so that asyncio tasks sharing a thread do not see each other's attempts.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from time import perf_counter_ns
+from typing import Any
+
+from .. import _record
+from .._metrics import TIMER, Metric, Series, declare, error_name
+from .._names import check_tags
+from .._suppress import suppressed
+
+DURATION = "http.client.request.duration"
+KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_owner: ContextVar[object | None] = ContextVar("instrument.http_client_attempt", default=None)
+_metric: Metric | None = None
+_series: dict[tuple[Any, ...], Series] = {}
+_SERIES_CACHE_LIMIT = 10_000
+
+
+def method_tag(method: object) -> str:
+    """The method as OpenTelemetry tags it: known methods upper-case, anything else ``_OTHER``."""
+    if isinstance(method, bytes):
+        method = method.decode("ascii", "replace")
+    upper = str(method).upper()
+    return upper if upper in KNOWN_METHODS else "_OTHER"
+
+
+def _series_for(key: tuple[Any, ...]) -> Series:
+    global _metric
+    found = _series.get(key)
+    if found is not None:
+        return found
+    if _metric is None:
+        _metric = declare(DURATION, TIMER, "s")
+    method, host, port, status, error = key
+    tags: dict[str, Any] = {"http.request.method": method, "server.address": host, "server.port": port}
+    if status is not None:
+        tags["http.response.status_code"] = status
+    if error is not None:
+        tags["error.type"] = error
+    series = _metric.series_for(check_tags(tags, DURATION, reserved=frozenset()))
+    if len(_series) < _SERIES_CACHE_LIMIT:
+        _series[key] = series
+    return series
+
+
+class Attempt:
+    """One attempt on the wire, owned by the layer that started it."""
+
+    __slots__ = ("_token", "done", "host", "method", "port", "start")
+
+    def __init__(self, method: str, host: str, port: int, token: Token[object | None] | None) -> None:
+        self.method = method
+        self.host = host
+        self.port = port
+        self._token = token
+        self.done = False
+        self.start = perf_counter_ns()
+
+    def release(self) -> None:
+        """Stop owning the attempt (inner layers may record again); idempotent."""
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                _owner.reset(token)
+            except ValueError:  # reset from another context: the owner there ends with it
+                _owner.set(None)
+
+    def finish(self, status: int | None = None, exc: BaseException | None = None) -> None:
+        """Record the attempt once. Never raises."""
+        if self.done:
+            return
+        self.done = True
+        elapsed = perf_counter_ns() - self.start
+        try:
+            if exc is not None:
+                error: str | None = error_name(type(exc))
+            elif status is not None and status >= 400:
+                error = str(status)
+            else:
+                error = None
+            _record.append(_series_for((self.method, self.host, self.port, status, error)), elapsed)
+        except Exception:  # instrumentation never breaks the request
+            pass
+
+
+def begin(method: object, host: object, port: int | str | None, *, own: bool = True) -> Attempt | None:
+    """Start an attempt unless an outer layer owns one or this thread is suppressed.
+
+    With *own*, inner layers skip until `Attempt.release()`.
+    """
+    if _owner.get() is not None or suppressed():
+        return None
+    attempt = Attempt(method_tag(method), str(host or ""), int(port or 0), None)
+    if own:
+        attempt._token = _owner.set(attempt)
+    return attempt
+
+
+def owned() -> bool:
+    """True while an outer layer owns the current attempt."""
+    return _owner.get() is not None
+
+
+def hostport(url: str) -> tuple[str, int]:
+    """Host and port of *url*, without user info, path or query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", port or DEFAULT_PORTS.get(parts.scheme, 0)

@@ -1,0 +1,91 @@
+"""requests: one record per request on the wire (each redirect hop is one).
+
+``HTTPAdapter.send`` sends one request per redirect hop. With the adapter's default
+``max_retries`` (no retries) that is one attempt, recorded here with requests' own
+exception classes; without ``stream=True`` the duration runs until the body has been
+read (when ``Response.content`` is first computed, which requests does before
+returning), with ``stream=True`` until the response headers. An adapter mounted with
+urllib3 retries may make several attempts per send: then this layer steps aside and
+the urllib3 integration records each attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from . import Integration
+from ._http import Attempt, begin, hostport
+
+_ATTEMPT = "_instrument_attempt"
+
+
+def single_attempt(retry: Any) -> bool:
+    """Whether a urllib3 ``Retry`` (or int) allows exactly one attempt."""
+    if retry is None:
+        return False
+    if isinstance(retry, int):  # False counts as 0
+        return retry <= 0
+    total = getattr(retry, "total", None)
+    if total is False or (isinstance(total, int) and not isinstance(total, bool) and total <= 0):
+        return True
+    if total is not None:
+        return False
+    counters = [getattr(retry, name, None) for name in ("connect", "read", "status", "other")]
+    return all(counter is not None and counter is not True and not counter for counter in counters)
+
+
+def _send(original: Callable[..., Any]) -> Callable[..., Any]:
+    def send(self: Any, request: Any, stream: bool = False, *args: Any, **kwargs: Any) -> Any:
+        attempt = None
+        if single_attempt(getattr(self, "max_retries", None)):
+            host, port = hostport(str(request.url))
+            attempt = begin(request.method, host, port)
+        if attempt is None:
+            return original(self, request, stream, *args, **kwargs)
+        try:
+            response = original(self, request, stream, *args, **kwargs)
+        except BaseException as exc:
+            attempt.release()
+            attempt.finish(exc=exc)
+            raise
+        attempt.release()
+        if stream:
+            attempt.finish(status=response.status_code)
+        else:
+            response.__dict__[_ATTEMPT] = attempt  # finished when the body has been read
+        return response
+
+    return send
+
+
+def _content(original: property) -> property:
+    getter = original.fget
+    assert getter is not None
+
+    def content(self: Any) -> Any:
+        attempt: Attempt | None = self.__dict__.pop(_ATTEMPT, None)
+        if attempt is None:
+            return getter(self)
+        try:
+            body = getter(self)
+        except BaseException as exc:
+            attempt.finish(exc=exc)
+            raise
+        attempt.finish(status=self.status_code)
+        return body
+
+    return property(content, original.fset, original.fdel, original.__doc__)
+
+
+class RequestsIntegration(Integration):
+    identifier = "requests"
+    distribution = "requests"
+    min_version = (2, 20)
+
+    def setup(self, module: ModuleType) -> None:
+        from requests import adapters, models
+
+        self.patch(adapters.HTTPAdapter, "send", _send)
+        self.patch(models.Response, "content", _content)
