@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import _buffers
+from . import _buffers, _log
 from ._histogram import HistogramState
 from ._metrics import COUNTER, EXPORTED_KIND, GAUGE, TIMER, UNSET, Series, all_metrics, declare_series
 from ._model import Batch, Point
@@ -64,10 +64,14 @@ class Aggregator:
             points.append(Point(metric.name, "counter", metric.unit, dict(series.tags), start, end, value=total))
         for series, state in self._histograms.items():
             metric = series.metric
-            kind = EXPORTED_KIND[metric.kind]
-            points.append(
-                Point(metric.name, kind, metric.unit, dict(series.tags), start, end, histogram=state.freeze())
-            )
+            try:
+                frozen = state.freeze()
+            except (OverflowError, ValueError):  # cannot happen for checked values; never wedge
+                _log.error_once(("freeze", metric.name), "instrument: dropped an unexportable histogram of %r",
+                                metric.name, exc_info=True)
+                continue
+            points.append(Point(metric.name, EXPORTED_KIND[metric.kind], metric.unit, dict(series.tags), start, end,
+                                histogram=frozen))
         for metric in all_metrics():
             if metric.kind != GAUGE:
                 continue

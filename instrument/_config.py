@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -227,7 +228,12 @@ class Settings:
     """Holds the layers (environment, `configure()` calls) and the merged Config."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environment = from_environ(environ)
+        self.error: ConfigurationError | None = None
+        try:
+            self.environment = from_environ(environ)
+        except ConfigurationError as exc:  # raised by `import instrument` (see launcher_process)
+            self.error = exc
+            self.environment = {}
         self.arguments: dict[str, Any] = {}
         self.current = Config(self.environment)
 
@@ -239,6 +245,14 @@ class Settings:
     def commit(self, arguments: dict[str, Any], config: Config) -> None:
         self.arguments = arguments
         self.current = config
+
+
+def launcher_process() -> bool:
+    """True in the ``instrument`` command itself, which reports bad variables on its own."""
+    argv = list(getattr(sys, "orig_argv", None) or [])
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == "instrument":
+        return True
+    return len(argv) >= 2 and os.path.basename(argv[1]) == "instrument"
 
 
 settings = Settings(os.environ)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _buffers, _record
-from ._config import Config, ConfigurationError, settings
+from ._config import Config, settings
 from ._pipeline import PIPELINE
 
 
@@ -22,26 +22,20 @@ def configure(**options: Any) -> None:
     (seconds between exports), ``jsonl_path``, ``cardinality_limit`` (tag sets per
     metric), ``buffer_size`` (un-aggregated records per thread), ``max_pending``
     (un-aggregated records in all), ``queue_size`` (batches waiting per exporter),
-    ``exit_timeout`` (seconds the exit flush may take). Options not given keep their
-    earlier value. A bad value raises `ConfigurationError` naming it; exporters are
-    created here, so a missing dependency fails here too.
+    ``exit_timeout`` (seconds the exit flush may take), ``disabled_integrations`` and
+    the exporters' own options (see docs/configuration.md). Options not given keep
+    their earlier value. A bad value raises `ConfigurationError` naming it, and then
+    nothing has changed; exporters are created here, so a missing dependency fails here.
+    Exporters whose options did not change keep running.
     """
     arguments, config = settings.prepare(options)
-    exporters = None
-    if "exporters" in options:
-        from .exporters import create
 
-        exporters = []
-        for spec in config.exporters:
-            try:
-                exporters.append((spec, create(spec, config)))
-            except ConfigurationError:
-                raise
-            except Exception as exc:
-                raise ConfigurationError(f"exporter {spec!r} could not start: {exc}") from exc
-    settings.commit(arguments, config)
-    _apply_limits(config)
-    PIPELINE.reconfigure(config, exporters)
+    def commit() -> Config:
+        settings.commit(arguments, config)
+        _apply_limits(config)
+        return config
+
+    PIPELINE.configure(commit, config, build="exporters" in options)
 
 
 def flush(timeout: float = 5.0) -> bool:

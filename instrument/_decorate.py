@@ -47,6 +47,11 @@ def wrap(fn: Any, series: Series, *, timed: bool) -> Any:
     flags = _code_flags(fn)
     if flags & _CO_ASYNC_GENERATOR:
         wrapper = _record.async_generator(fn, series, timed)
+    elif flags & _CO_ITERABLE_COROUTINE and flags & _CO_GENERATOR:
+        # A @types.coroutine generator: awaitable, so the wrapper must be too.
+        import types
+
+        wrapper = types.coroutine(_record.generator(fn, series, timed))
     elif flags & _CO_GENERATOR:
         wrapper = _record.generator(fn, series, timed)
     elif flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE):

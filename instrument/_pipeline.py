@@ -21,14 +21,16 @@ import atexit
 import os
 import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from time import monotonic, perf_counter_ns
 from typing import Any
 
 from . import _buffers, _log, _record
 from ._aggregation import SELF_DROPPED, Aggregator
-from ._config import Config, settings
+from ._config import Config, ConfigurationError, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
 from ._model import Batch
 from ._suppress import suppress_thread, suppressing
@@ -49,7 +51,9 @@ class ExportWorker:
         self.name = str(getattr(exporter, "name", None) or type(exporter).__name__)
         self._queue: deque[Batch] = deque()
         self._queue_size = queue_size
-        self._cond = threading.Condition(threading.Lock())
+        # Re-entrant, so a signal handler calling flush() while this thread waits here
+        # (holding the lock between wake-ups) cannot deadlock on submit().
+        self._cond = threading.Condition(threading.RLock())
         self._handled = 0  # seq of the newest batch exported, failed or dropped
         self._stopping = False
         self._finished = False
@@ -63,6 +67,10 @@ class ExportWorker:
     @property
     def thread(self) -> threading.Thread | None:
         return self._thread
+
+    def resize(self, queue_size: int) -> None:
+        with self._cond:
+            self._queue_size = queue_size
 
     def submit(self, batch: Batch) -> None:
         """Queue *batch*; when the queue is full the oldest batch is dropped and counted."""
@@ -177,21 +185,24 @@ class ExportWorker:
 
 class Pipeline:
     def __init__(self) -> None:
-        self._fresh_state()
-        self._closed = False
         self._listeners: list[Callable[[Batch], None]] = []
+        self._closed = False
+        self._fresh_state()
 
     def _fresh_state(self) -> None:
-        self._state_lock = threading.Lock()  # start/stop/reconfigure; never on the hot path
-        self._drain_lock = threading.Lock()
+        # Re-entrant: a signal handler may call flush()/shutdown() while its thread is
+        # inside one of them. Never taken on the hot path.
+        self._state_lock = threading.RLock()
+        self._drain_lock = threading.Lock()  # drains and cuts; owner tracked for re-entry
         self._drain_owner: int | None = None
         self.aggregator = Aggregator()
         self._seq = 0
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stop = threading.Event()  # one per collector run, so a slow one still stops
         self._last_cut = monotonic()
         self._workers: list[ExportWorker] = []
         self._built_for: tuple[Any, ...] | None = None
+        self._retiring: list[threading.Thread] = []  # threads stopping replaced exporters
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -203,42 +214,112 @@ class Pipeline:
         if self._thread is not None or self._closed:
             return
         if not self._state_lock.acquire(blocking=False):
-            return  # another thread (or this one, re-entrantly) is starting or reconfiguring
+            return  # another thread is starting it or reconfiguring
         try:
             if self._thread is None and not self._closed:
-                thread = threading.Thread(target=self._run, name="instrument-collector", daemon=True)
-                thread.start()
+                stop = threading.Event()
+                thread = threading.Thread(target=self._run, args=(stop,), name="instrument-collector", daemon=True)
                 self._thread = thread
+                self._stop = stop
                 _record.collector_running = True
-        except RuntimeError:  # "can't create new thread at interpreter shutdown"
-            pass
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    self._thread = None
+                    _record.collector_running = False
         finally:
             self._state_lock.release()
 
     def used(self) -> bool:
         return self._thread is not None or bool(_buffers._registry) or bool(self._workers)
 
-    def reconfigure(self, config: Config, exporters: list[tuple[Any, Any]] | None) -> None:
-        """Apply *config*; *exporters*, when given, replace the running ones."""
-        with self._state_lock:
+    @contextmanager
+    def _drain_locked(self) -> Iterator[None]:
+        """Hold the drain lock (no-op when this thread already holds it)."""
+        if self._drain_owner == threading.get_ident():
+            yield
+            return
+        self._drain_lock.acquire()
+        self._drain_owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._drain_owner = None
+            self._drain_lock.release()
+
+    def configure(self, commit: Callable[[], Config], config: Config, build: bool) -> None:
+        """Switch to *config* atomically with respect to drains and cuts.
+
+        Exporters are planned first (which may raise: then nothing has changed),
+        then *commit* makes the settings current and the workers are swapped. When
+        instrumentation is being switched off, what was recorded until now is cut
+        and exported first.
+        """
+        with self._drain_locked(), self._state_lock:
+            previous = settings.current
+            workers = self._plan_workers(config, previous, build)
+            if previous.enabled and not config.enabled:
+                self._cut_locked()
+            commit()
+            if config.enabled and not previous.enabled:
+                self.aggregator.start_time = time.time()
             self._closed = False
-            old: list[ExportWorker] = []
-            if exporters is not None:
-                old = self._workers
-                self._workers = [
-                    ExportWorker(exporter, config.queue_size, _name_of(spec)) for spec, exporter in exporters
-                ]
+            if workers is not None:
+                retired = [w for w in self._workers if w not in workers]
+                self._workers = workers
                 self._built_for = config.exporters
                 if self._thread is not None:
-                    for worker in self._workers:
+                    for worker in workers:
                         worker.start()
-        for worker in old:
-            threading.Thread(
-                target=worker.stop, args=(monotonic() + config.exit_timeout,), name="instrument-stop", daemon=True
-            ).start()
+                self._retire(retired, config.exit_timeout)
         _buffers.wake()  # let the collector pick up a new interval now
         if _buffers._registry:
             self.ensure_started()
+
+    def _plan_workers(self, config: Config, previous: Config, build: bool) -> list[ExportWorker] | None:
+        """The workers *config* needs, reusing running ones whose exporter is unaffected.
+
+        None when nothing has to change (exporters not built yet and not asked for).
+        """
+        from .exporters import OPTIONS_USED, create
+
+        if self._built_for is None and not build:
+            return None
+        planned = []
+        for spec in config.exporters:
+            reusable = None
+            for worker in self._workers:
+                if (worker.spec == spec) if isinstance(spec, str) else (worker.exporter is spec):
+                    reusable = worker
+                    break
+            if reusable is not None and isinstance(spec, str):
+                uses = OPTIONS_USED.get(spec, ())
+                if any(getattr(config, name) != getattr(previous, name) for name in uses):
+                    reusable = None
+            if reusable is not None and reusable not in planned:
+                reusable.resize(config.queue_size)
+                planned.append(reusable)
+                continue
+            try:
+                exporter = spec if not isinstance(spec, str) else create(spec, config)
+            except Exception as exc:
+                raise ConfigurationError(f"exporter {spec!r} could not start: {exc}") from exc
+            planned.append(ExportWorker(exporter, config.queue_size, _name_of(spec)))
+        return planned
+
+    def _retire(self, workers: list[ExportWorker], timeout: float) -> None:
+        """Stop replaced workers in the background; exit waits for them (see shutdown)."""
+        self._retiring = [t for t in self._retiring if t.is_alive()]
+        for worker in workers:
+            thread = threading.Thread(
+                target=worker.stop, args=(monotonic() + timeout,), name="instrument-stop", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutting down: stop it here
+                worker.stop(monotonic() + timeout)
+                continue
+            self._retiring.append(thread)
 
     def ensure_exporters(self) -> None:
         """Create the configured exporters now rather than at the first export.
@@ -246,15 +327,14 @@ class Pipeline:
         For exporters that must exist before the process forks (the Prometheus
         endpoint lives in the parent of pre-fork workers).
         """
-        if self._acquire(timeout=None):
-            try:
-                self._current_workers()
-            finally:
-                self._release()
+        with self._drain_locked():
+            self._current_workers()
 
     def _current_workers(self) -> list[ExportWorker]:
         """The workers for the configured exporters, built on first use (drain lock held)."""
         config = settings.current
+        if self._closed:
+            return []
         if self._built_for is not config.exporters:
             built = []
             for spec in config.exporters:
@@ -269,29 +349,26 @@ class Pipeline:
                         spec,
                         exc,
                     )
+            self._retire([w for w in self._workers if w not in built], config.exit_timeout)
             self._workers = built
             self._built_for = config.exporters
         return self._workers
 
     # --- collecting ----------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         # Start the exporters' threads now, while threads can still start: from Python
         # 3.12 none can be started once the interpreter is exiting.
-        if self._acquire(timeout=None):
-            try:
-                for worker in self._current_workers():
-                    worker.start()
-            finally:
-                self._release()
+        with self._drain_locked():
+            for worker in self._current_workers():
+                worker.start()
         busy = False
-        while not self._stop_requested():
-            config = settings.current
-            wait = self._last_cut + config.interval - monotonic()
+        while not stop.is_set():
+            wait = self._last_cut + settings.current.interval - monotonic()
             if busy:
                 wait = min(wait, BUSY_PERIOD)
             _buffers.wait_for_wake(wait)
-            if self._stop_requested():
+            if stop.is_set():
                 break
             try:
                 if monotonic() >= self._last_cut + settings.current.interval:
@@ -301,9 +378,7 @@ class Pipeline:
                     busy = self.drain(timeout=None) >= BUSY_RECORDS
             except Exception:
                 _log.error_once("collector", "instrument: the collector failed; retrying", exc_info=True)
-
-    def _stop_requested(self) -> bool:
-        return self._stopping  # set by shutdown() on another thread
+                stop.wait(min(1.0, settings.current.interval))
 
     def _acquire(self, timeout: float | None) -> bool:
         if self._drain_owner == threading.get_ident():
@@ -331,27 +406,33 @@ class Pipeline:
             self._release()
 
     def cut(self, timeout: float | None) -> Batch | None:
-        """Drain, close the interval into a batch and hand it to exporters and listeners."""
+        """Drain, close the interval into a batch and hand it to exporters and listeners.
+
+        After shutdown() the batch goes to listeners (capture()) only.
+        """
         if not self._acquire(timeout):
             return None
         try:
-            if not settings.current.enabled:
-                self.aggregator.discard()
-                return None
-            self.aggregator.drain()
-            self._seq += 1
-            batch = self.aggregator.snapshot(self._seq)
-            self._last_cut = monotonic()
-            for worker in self._current_workers():
-                worker.submit(batch)
-            for listener in list(self._listeners):
-                try:
-                    listener(batch)
-                except Exception:
-                    _log.error_once(("listener", id(listener)), "instrument: a batch listener failed", exc_info=True)
-            return batch
+            return self._cut_locked()
         finally:
             self._release()
+
+    def _cut_locked(self) -> Batch | None:
+        self._last_cut = monotonic()
+        if not settings.current.enabled:
+            self.aggregator.discard()
+            return None
+        self.aggregator.drain()
+        self._seq += 1
+        batch = self.aggregator.snapshot(self._seq)
+        for worker in self._current_workers():
+            worker.submit(batch)
+        for listener in list(self._listeners):
+            try:
+                listener(batch)
+            except Exception:
+                _log.error_once(("listener", id(listener)), "instrument: a batch listener failed", exc_info=True)
+        return batch
 
     def add_listener(self, listener: Callable[[Batch], None]) -> None:
         self._listeners.append(listener)
@@ -381,19 +462,19 @@ class Pipeline:
         flushed = self.flush(timeout)
         with self._state_lock:
             self._closed = True
-            self._stopping = True
-            collector = self._thread
-            workers = list(self._workers)
+            stop, collector = self._stop, self._thread
+            self._thread = None
+            workers, self._workers = self._workers, []
+            self._built_for = None
+            retiring, self._retiring = self._retiring, []
+            _record.collector_running = False
+        stop.set()
         _buffers.wake()
         if collector is not None and collector is not threading.current_thread():
             collector.join(max(0.0, deadline - monotonic()))
         stopped = [worker.stop(deadline) for worker in workers]
-        with self._state_lock:
-            self._thread = None
-            self._stopping = False
-            self._workers = []
-            self._built_for = None
-            _record.collector_running = False
+        for thread in retiring:
+            thread.join(max(0.0, deadline - monotonic()))
         return flushed and all(stopped)
 
     def at_exit(self) -> None:
@@ -407,17 +488,19 @@ class Pipeline:
         built_for = self._built_for
         self._fresh_state()
         if survivors is not None:
-            self._workers = [ExportWorker(exporter, settings.current.queue_size) for exporter in survivors]
+            queue_size = settings.current.queue_size
+            self._workers = [ExportWorker(exporter, queue_size, spec) for exporter, spec in survivors]
             self._built_for = built_for
         _record.collector_running = False
         _flush_before_multiprocessing_exit()
 
-    def _exporters_for_child(self) -> list[Any] | None:
+    def _exporters_for_child(self) -> list[tuple[Any, str | None]] | None:
         """Exporters that carry on in a forked child, or None to build them anew there.
 
-        An exporter with ``after_fork_in_child()`` keeps its object (for example the
-        Prometheus exporter, which turns into a forwarder to the parent's endpoint);
-        one created by name is created again; one passed as an object is kept.
+        An exporter with ``after_fork_in_child()`` keeps its object and resets what
+        must not be shared (locks, files, sockets; the Prometheus exporter turns into
+        a forwarder to the parent's endpoint); one created by name is created again;
+        one passed as an object is kept.
         """
         if not any(hasattr(worker.exporter, "after_fork_in_child") for worker in self._workers):
             return None
@@ -431,7 +514,7 @@ class Pipeline:
                     from .exporters import create
 
                     exporter = create(worker.spec, settings.current)
-                kept.append(exporter)
+                kept.append((exporter, worker.spec))
             except Exception:
                 _log.error_once(
                     ("fork", worker.name), "instrument: exporter %r failed to carry on after fork", worker.name,
@@ -451,6 +534,12 @@ def _flush_at_process_exit() -> None:
     PIPELINE.at_exit()
 
 
+def _register_multiprocessing_flush(_: object = None) -> None:
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _flush_at_process_exit, exitpriority=0)
+
+
 def _flush_before_multiprocessing_exit() -> None:
     """multiprocessing's forked workers end with os._exit(), which skips atexit.
 
@@ -459,13 +548,14 @@ def _flush_before_multiprocessing_exit() -> None:
     hence through `register_after_fork`, which it runs right after that.
     """
     util = sys.modules.get("multiprocessing.util")
-    if util is None:
-        return
+    if util is not None:
+        util.register_after_fork(PIPELINE, _register_multiprocessing_flush)
 
-    def register(_: object) -> None:
-        util.Finalize(None, _flush_at_process_exit, exitpriority=0)
 
-    util.register_after_fork(PIPELINE, register)
+def _inside_multiprocessing_worker() -> bool:
+    """True in a multiprocessing child (fork, forkserver or spawn) that imports us late."""
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and getattr(process, "parent_process", lambda: None)() is not None
 
 
 def start_collector() -> None:
@@ -475,5 +565,9 @@ def start_collector() -> None:
 _buffers.on_first_record = start_collector
 _record.start_collector = start_collector
 atexit.register(_flush_at_process_exit)
+if _inside_multiprocessing_worker():
+    # Imported after the fork (forkserver, spawn, or a task importing late): the
+    # after-fork path above never ran in this process.
+    _register_multiprocessing_flush()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=PIPELINE.after_fork_in_child)

@@ -12,7 +12,7 @@ helper: a Python call costs about as much as the whole sequence.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Callable, Mapping
 from time import perf_counter_ns
 from typing import Any, TypeVar
@@ -35,7 +35,7 @@ def _not_started() -> None:
 start_collector: Callable[[], None] = _not_started
 collector_running = False
 
-_INF = math.inf
+_MAX = sys.float_info.max  # larger ints cannot be aggregated as floats
 _counters: dict[Any, Series] = {}
 _histograms: dict[Any, Series] = {}
 _gauges: dict[Any, Series] = {}
@@ -257,6 +257,9 @@ class Timer:
         starts = self._starts
         if not starts:
             return
+        if not ENABLED:
+            starts.pop()
+            return
         elapsed = end - starts.pop()
         if exc is None or isinstance(exc, GeneratorExit):
             append(self._series, elapsed)
@@ -273,6 +276,8 @@ class Timer:
     def __call__(self, fn: F) -> F:
         from ._decorate import wrap
 
+        if not ENABLED:
+            return fn
         wrapped: F = wrap(fn, self._series, timed=True)
         return wrapped
 
@@ -289,7 +294,7 @@ def count(name: str, value: int | float = 1, tags: Mapping[str, Any] | None = No
         series = _counters[key if unit is None else (key, unit)]
     except (KeyError, TypeError, AttributeError):
         series = resolve_call_site(_counters, COUNTER, name, tags, unit)
-    if value.__class__ is not int or value < 0:
+    if value.__class__ is not int or not 0 <= value <= _MAX:
         value = _count_value(name, value)
     try:
         buf = series.tls.buf
@@ -310,8 +315,7 @@ def record(name: str, value: int | float, tags: Mapping[str, Any] | None = None,
         series = _histograms[key if unit is None else (key, unit)]
     except (KeyError, TypeError, AttributeError):
         series = resolve_call_site(_histograms, HISTOGRAM, name, tags, unit)
-    cls = value.__class__
-    if cls is not int and (cls is not float or not -_INF < value < _INF):
+    if (value.__class__ is not int and value.__class__ is not float) or not -_MAX <= value <= _MAX:
         value = _finite_value("record", name, value)
     try:
         buf = series.tls.buf
@@ -332,8 +336,7 @@ def gauge(name: str, value: int | float, tags: Mapping[str, Any] | None = None, 
         series = _gauges[key if unit is None else (key, unit)]
     except (KeyError, TypeError, AttributeError):
         series = resolve_call_site(_gauges, GAUGE, name, tags, unit)
-    cls = value.__class__
-    if cls is not int and (cls is not float or not -_INF < value < _INF):
+    if (value.__class__ is not int and value.__class__ is not float) or not -_MAX <= value <= _MAX:
         value = _finite_value("gauge", name, value)
     # Value first, flag second: the collector clears the flag before it reads the
     # value, so a value is never lost, at worst reported in two batches.
@@ -355,7 +358,7 @@ def timer(name: str, tags: Mapping[str, Any] | None = None) -> Timer:
 def _count_value(name: str, value: object) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"count({name!r}) needs an int or float increment, got {value!r}")
-    if not 0 <= value < _INF:
+    if not 0 <= value <= _MAX:
         raise ValueError(
             f"count({name!r}) increments must be finite and >= 0 (a counter only goes "
             f"up), got {value!r}; use gauge() for a value that goes down"
@@ -366,6 +369,8 @@ def _count_value(name: str, value: object) -> int | float:
 def _finite_value(function: str, name: str, value: object) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{function}({name!r}) needs an int or float value, got {value!r}")
-    if not -_INF < value < _INF:
-        raise ValueError(f"{function}({name!r}) needs a finite value, got {value!r}")
+    if not -_MAX <= value <= _MAX:
+        huge = isinstance(value, int) and value.bit_length() >= 100
+        shown = "an integer beyond float range" if huge else repr(value)
+        raise ValueError(f"{function}({name!r}) needs a finite value, got {shown}")
     return int(value) if isinstance(value, int) else float(value)

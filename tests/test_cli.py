@@ -101,6 +101,14 @@ def test_unknown_exporter_is_refused_before_starting(tmp_path):
     assert "ran" not in result.stdout
 
 
+def test_malformed_variable_is_reported_without_starting(tmp_path):
+    """The launcher checks INSTRUMENT_* itself: one clean message, exit status 2, no traceback."""
+    result = instrument_run(["--", sys.executable, "-c", "print('ran')"], tmp_path, {"INSTRUMENT_INTERVAL": "soon"})
+    assert 2 == result.returncode
+    assert "instrument run: INSTRUMENT_INTERVAL is 'soon'; it must be a number of seconds\n" == result.stderr
+    assert "" == result.stdout
+
+
 def test_missing_program_is_a_usage_error(tmp_path):
     result = instrument_run([], tmp_path)
     assert 2 == result.returncode

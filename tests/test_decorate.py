@@ -255,6 +255,25 @@ class TestTimedGenerators:
         assert 1 == captured.histogram("decorate.gen.raises", {"error": "tests.test_decorate.Boom"}).count
 
 
+class TestTypesCoroutine:
+    def test_generator_based_coroutine_stays_awaitable(self):
+        """A @types.coroutine generator is awaitable before and after decoration."""
+        import types
+
+        @instrument.timed("decorate.types.coroutine")
+        @types.coroutine
+        def legacy():
+            yield
+            return 42
+
+        async def main():
+            return await legacy()
+
+        with capture() as captured:
+            assert 42 == asyncio.run(main())
+        assert 1 == captured.histogram("decorate.types.coroutine").count
+
+
 class TestTimedAsyncGenerators:
     def test_timed_to_exhaustion(self):
         @instrument.timed("decorate.agen")

@@ -273,3 +273,195 @@ def test_import_is_light(module):
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "False" == result.stdout.strip(), result.stderr
+
+
+class Recording(Exporter):
+    """Remembers every call, to check the pipeline's lifecycle."""
+
+    name = "recording"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.events = []
+
+    def export(self, batch):
+        self.events.append("export")
+
+    def shutdown(self):
+        self.events.append("shutdown")
+
+
+class TestLifecycle:
+    def test_shutdown_stops_the_collector_even_past_its_deadline(self):
+        exporter = Recording()
+        instrument.configure(exporters=[exporter], interval=0.01)
+        try:
+            instrument.count("lifecycle.stop")
+            collector = PIPELINE._thread
+            instrument.shutdown(0.0)
+            collector.join(5)
+            assert not collector.is_alive()
+            exported = exporter.events.count("export")
+            time.sleep(0.1)
+            assert exported == exporter.events.count("export")  # nothing exported after shutdown
+        finally:
+            instrument.configure(exporters=[], interval=10.0)
+
+    def test_flush_after_shutdown_does_not_reach_shut_down_exporters(self):
+        exporter = Recording()
+        instrument.configure(exporters=[exporter])
+        try:
+            instrument.count("lifecycle.after")
+            instrument.shutdown(5.0)
+            instrument.flush(1.0)
+            instrument.shutdown(1.0)
+            assert ["export", "shutdown"] == exporter.events
+        finally:
+            instrument.configure(exporters=[])
+
+    def test_configuring_the_same_exporter_object_again_keeps_it_running(self):
+        exporter = Recording()
+        instrument.configure(exporters=[exporter])
+        try:
+            instrument.count("lifecycle.same")
+            instrument.flush(5.0)
+            instrument.configure(exporters=[exporter], interval=5.0)
+            instrument.count("lifecycle.same")
+            instrument.flush(5.0)
+            assert ["export", "export"] == exporter.events
+        finally:
+            instrument.configure(exporters=[], interval=10.0)  # replaced: shut down in the background
+        deadline = time.monotonic() + 5
+        while "shutdown" not in exporter.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ["export", "export", "shutdown"] == exporter.events
+
+    def test_changing_an_exporter_option_recreates_that_exporter(self, tmp_path):
+        first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+        instrument.configure(exporters=["jsonl"], jsonl_path=str(first))
+        try:
+            instrument.count("lifecycle.path")
+            instrument.flush(5.0)
+            instrument.configure(jsonl_path=str(second))
+            instrument.count("lifecycle.path")
+            instrument.flush(5.0)
+        finally:
+            instrument.configure(exporters=[])
+        assert 1 == jsonl_total(first, "lifecycle.path")
+        assert 1 == jsonl_total(second, "lifecycle.path")
+
+    def test_concurrent_configure_and_flush_create_no_stray_exporters(self):
+        """Every exporter created is shut down exactly once, however configure and flush interleave."""
+        from instrument import exporters
+
+        created = []
+
+        class Counting(Recording):
+            def __init__(self, config=None):
+                super().__init__(config)
+                created.append(self)
+
+        exporters.BUILTIN["counting-test"] = f"{__name__}:_Counting"
+        globals()["_Counting"] = Counting
+        stop = threading.Event()
+
+        def flusher():
+            while not stop.is_set():
+                instrument.count("lifecycle.race")
+                instrument.flush(1.0)
+
+        thread = threading.Thread(target=flusher)
+        thread.start()
+        try:
+            for i in range(100):
+                instrument.configure(exporters=["counting-test"], jsonl_path=f"./unused-{i % 2}.jsonl")
+                instrument.configure(exporters=[])
+        finally:
+            stop.set()
+            thread.join()
+            instrument.shutdown(5.0)
+            instrument.configure(exporters=[])
+            del exporters.BUILTIN["counting-test"]
+        assert 100 == len(created)
+        assert [1] * 100 == [e.events.count("shutdown") for e in created]
+
+    def test_disabled_pipeline_keeps_its_schedule(self):
+        """While switched off, a cut still moves the schedule on (the collector sleeps, not spins)."""
+        instrument.configure(enabled=False)
+        try:
+            before = PIPELINE._last_cut
+            time.sleep(0.01)
+            assert PIPELINE.cut(timeout=1.0) is None
+            assert PIPELINE._last_cut > before
+        finally:
+            instrument.configure(enabled=True)
+
+    def test_flush_inside_an_exporter_wait_does_not_deadlock(self, exported):
+        """A signal handler calling flush() while its thread holds a worker's lock returns."""
+        instrument.count("lifecycle.reentrant")
+        instrument.flush(5.0)
+        worker = PIPELINE._workers[0]
+        with worker._cond:
+            assert instrument.flush(2.0) in (True, False)
+
+
+class TestForkMore:
+    def test_grandchild_exports_its_own_records_once(self, tmp_path):
+        out = tmp_path / "tree.jsonl"
+        instrument.configure(exporters=["jsonl"], jsonl_path=str(out), interval=3600.0)
+        try:
+            instrument.count("tree.records", tags={"who": "parent"})
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    instrument.count("tree.records", tags={"who": "child"})
+                    grandchild = os.fork()
+                    if grandchild == 0:
+                        try:
+                            instrument.count("tree.records", tags={"who": "grandchild"})
+                            instrument.flush(5.0)
+                        finally:
+                            os._exit(0)
+                    os.waitpid(grandchild, 0)
+                    instrument.flush(5.0)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+            instrument.flush(5.0)
+        finally:
+            instrument.configure(exporters=[])
+        by_who = {}
+        for line in read_jsonl(out):
+            if line["name"] == "tree.records":
+                by_who[line["tags"]["who"]] = by_who.get(line["tags"]["who"], 0) + line["value"]
+        assert {"parent": 1, "child": 1, "grandchild": 1} == by_who
+
+    def test_fork_while_an_exporter_holds_its_lock(self, exported):
+        """The child's copy of an exporter object never inherits a held lock."""
+        exported._lock.acquire()  # as if the parent's export thread were inside export()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                ok = False
+                try:
+                    instrument.count("fork.locked")
+                    ok = instrument.flush(2.0) and bool(exported.points("fork.locked"))
+                finally:
+                    os._exit(0 if ok else 1)
+        finally:
+            exported._lock.release()
+        assert 0 == os.waitpid(pid, 0)[1]
+
+    def test_forkserver_pool_exact_totals(self, tmp_path, monkeypatch):
+        """Workers that import instrument after their fork (forkserver) flush before os._exit()."""
+        out = tmp_path / "forkserver.jsonl"
+        monkeypatch.setenv("INSTRUMENT_EXPORTERS", "jsonl")
+        monkeypatch.setenv("INSTRUMENT_JSONL_PATH", str(out))
+        ctx = multiprocessing.get_context("forkserver")
+        pool = ctx.Pool(2)
+        try:
+            assert list(range(50)) == pool.map(_pool_task, range(50), chunksize=5)
+        finally:
+            pool.close()
+            pool.join()
+        assert 50 == jsonl_total(out, "pool.tasks")

@@ -75,10 +75,21 @@ class TestRecord:
         assert 2 == h.zero_count
         assert 1 == sum(h.negative.values())
 
-    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400, -(10**400)])
     def test_rejects_non_finite(self, value):
+        """Values that are not finite floats (or ints beyond float range) are refused at the call."""
         with pytest.raises(ValueError, match=r"record\('record.nan'\) needs a finite value"):
             instrument.record("record.nan", value)
+
+    def test_huge_values_never_wedge_exports(self, exported):
+        """After a refused value, recording and exporting carry on normally."""
+        with pytest.raises(ValueError):
+            instrument.count("record.huge", 10**400)
+        with pytest.raises(ValueError):
+            instrument.gauge("record.huge.gauge", 10**400)
+        instrument.record("record.huge.after", 1)
+        assert instrument.flush(5.0)
+        assert 1 == exported.points("record.huge.after")[0].histogram.count
 
     def test_unit_conflict(self):
         instrument.record("record.unit", 1, unit="By")
@@ -177,9 +188,25 @@ class TestKillSwitch:
                 return 1
 
             assert instrument.timed("record.disabled")(f) is f
+            assert instrument.timer("record.disabled.timer")(f) is f
             instrument.count("record.disabled.count")
+            with instrument.timer("record.disabled.timer"):
+                pass
             instrument.flush()
         finally:
             instrument.configure(enabled=True)
         instrument.flush()
         assert [] == exported.points("record.disabled.count")
+        assert [] == exported.points("record.disabled.timer")
+
+    def test_switching_off_exports_what_was_recorded_before(self, exported):
+        """configure(enabled=False) first hands what was recorded to the exporters."""
+        instrument.count("record.before.off")
+        instrument.configure(enabled=False)
+        try:
+            deadline = time.monotonic() + 5
+            while not exported.points("record.before.off") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [1] == [p.value for p in exported.points("record.before.off")]
+        finally:
+            instrument.configure(enabled=True)

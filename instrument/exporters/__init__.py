@@ -45,6 +45,15 @@ BUILTIN = {
 # first export, because they must exist before the process forks workers.
 EAGER = frozenset({"prometheus"})
 
+# name -> the options it is created from: changing one re-creates the exporter.
+OPTIONS_USED: dict[str, tuple[str, ...]] = {
+    "jsonl": ("jsonl_path",),
+    "http": ("http_url", "http_headers", "http_timeout", "interval"),
+    "prometheus": ("prometheus_address",),
+    "statsd": ("statsd_address", "statsd_max_datagram"),
+    "dogstatsd": ("statsd_address", "statsd_max_datagram"),
+}
+
 # name -> (the extra that installs its dependencies, a module that extra provides).
 EXTRAS = {
     "http": ("http", "requests"),

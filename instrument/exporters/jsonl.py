@@ -30,13 +30,11 @@ class JsonlExporter(Exporter):
         # Fixed now, so a later chdir() by the application does not move the file.
         self.path = os.path.abspath(chosen)
         self._fd: int | None = None
-        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def _open(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-            self._pid = os.getpid()
         return self._fd
 
     def export(self, batch: Batch) -> None:
@@ -58,6 +56,11 @@ class JsonlExporter(Exporter):
                 size += len(line)
             if chunk:
                 _write_all(fd, b"".join(chunk))
+
+    def after_fork_in_child(self) -> None:
+        """A forked child gets an unheld lock and its own descriptor on first export."""
+        self._lock = threading.Lock()
+        self._fd = None
 
     def shutdown(self) -> None:
         with self._lock:

@@ -30,6 +30,10 @@ class MemoryExporter(Exporter):
     def shutdown(self) -> None:
         self.shut_down = True
 
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with an unheld lock (another thread may hold it now)."""
+        self._lock = threading.Lock()
+
     def points(self, name: str | None = None, *, merged: bool = True) -> list[Point]:
         """Points exported so far (of metric *name*), merged per series unless told not to."""
         with self._lock:

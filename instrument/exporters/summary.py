@@ -29,6 +29,11 @@ class SummaryExporter(Exporter):
         with self._lock:
             self._points = merge(self._points + batch.points)
 
+    def after_fork_in_child(self) -> None:
+        """A forked child summarises its own records only, with an unheld lock."""
+        self._lock = threading.Lock()
+        self._points = []
+
     def shutdown(self) -> None:
         with self._lock:
             points = [p for p in self._points if not p.name.startswith("instrument.")]
