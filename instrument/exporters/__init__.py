@@ -36,8 +36,13 @@ ENTRY_POINT_GROUP = "instrument.exporters"
 # name -> "module:Class", imported on use.
 BUILTIN = {
     "console": "instrument.exporters.console:ConsoleExporter",
+    "dogstatsd": "instrument.exporters.statsd:DogStatsdExporter",
+    "http": "instrument.exporters.http:HttpExporter",
     "jsonl": "instrument.exporters.jsonl:JsonlExporter",
     "memory": "instrument.exporters.memory:MemoryExporter",
+    "otlp": "instrument.exporters.otlp:OtlpExporter",
+    "prometheus": "instrument.exporters.prometheus:PrometheusExporter",
+    "statsd": "instrument.exporters.statsd:StatsdExporter",
     "summary": "instrument.exporters.summary:SummaryExporter",
 }
 

@@ -26,6 +26,7 @@ REGISTRY: dict[str, Entry] = {
     "http_client": Entry("http.client", "instrument.integrations.http_client:HttpClientIntegration"),
     "httpx": Entry("httpx", "instrument.integrations.httpx:HttpxIntegration"),
     "requests": Entry("requests", "instrument.integrations.requests:RequestsIntegration"),
+    "sqlite3": Entry("sqlite3", "instrument.integrations.sqlite3:Sqlite3Integration"),
     "urllib3": Entry("urllib3", "instrument.integrations.urllib3:Urllib3Integration"),
 }
 

@@ -16,21 +16,22 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from time import perf_counter_ns
-from typing import Any
 
-from .. import _record
-from .._metrics import TIMER, Metric, Series, declare, error_name
-from .._names import check_tags
+from .._metrics import TIMER, error_name
 from .._suppress import suppressed
+from ._tagged import Tagged
 
 DURATION = "http.client.request.duration"
 KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _owner: ContextVar[object | None] = ContextVar("instrument.http_client_attempt", default=None)
-_metric: Metric | None = None
-_series: dict[tuple[Any, ...], Series] = {}
-_SERIES_CACHE_LIMIT = 10_000
+_duration = Tagged(
+    DURATION,
+    TIMER,
+    "s",
+    ("http.request.method", "server.address", "server.port", "http.response.status_code", "error.type"),
+)
 
 
 def method_tag(method: object) -> str:
@@ -39,25 +40,6 @@ def method_tag(method: object) -> str:
         method = method.decode("ascii", "replace")
     upper = str(method).upper()
     return upper if upper in KNOWN_METHODS else "_OTHER"
-
-
-def _series_for(key: tuple[Any, ...]) -> Series:
-    global _metric
-    found = _series.get(key)
-    if found is not None:
-        return found
-    if _metric is None:
-        _metric = declare(DURATION, TIMER, "s")
-    method, host, port, status, error = key
-    tags: dict[str, Any] = {"http.request.method": method, "server.address": host, "server.port": port}
-    if status is not None:
-        tags["http.response.status_code"] = status
-    if error is not None:
-        tags["error.type"] = error
-    series = _metric.series_for(check_tags(tags, DURATION, reserved=frozenset()))
-    if len(_series) < _SERIES_CACHE_LIMIT:
-        _series[key] = series
-    return series
 
 
 class Attempt:
@@ -88,16 +70,13 @@ class Attempt:
             return
         self.done = True
         elapsed = perf_counter_ns() - self.start
-        try:
-            if exc is not None:
-                error: str | None = error_name(type(exc))
-            elif status is not None and status >= 400:
-                error = str(status)
-            else:
-                error = None
-            _record.append(_series_for((self.method, self.host, self.port, status, error)), elapsed)
-        except Exception:  # instrumentation never breaks the request
-            pass
+        if exc is not None:
+            error: str | None = error_name(type(exc))
+        elif status is not None and status >= 400:
+            error = str(status)
+        else:
+            error = None
+        _duration.record((self.method, self.host, self.port, status, error), elapsed)
 
 
 def begin(method: object, host: object, port: int | str | None, *, own: bool = True) -> Attempt | None:

@@ -20,7 +20,8 @@ def test_builtin_names_create_their_classes():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown exporter 'nope'; known exporters: console, jsonl, memory, summary"):
+    known = "console, dogstatsd, http, jsonl, memory, otlp, prometheus, statsd, summary"
+    with pytest.raises(ValueError, match=f"unknown exporter 'nope'; known exporters: {known}"):
         exporters.check_exporter_spec("nope")
 
 

@@ -1,0 +1,454 @@
+"""`otlp`: batches to an OpenTelemetry Collector or any OTLP backend.
+
+Our batches are converted into the OpenTelemetry SDK's metrics data model
+(``MetricsData``) and sent with the SDK's own OTLP exporter: OTLP/HTTP protobuf by
+default, gRPC when ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL=grpc`` and
+``opentelemetry-exporter-otlp-proto-grpc`` is installed. Only the SDK's exporter
+and data classes are used: recording never goes through OpenTelemetry instruments.
+
+The SDK's exporter reads its own standard variables (endpoint, headers, timeout,
+compression, certificates). This module reads the ones that shape the data:
+
+- ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``: ``cumulative`` (default),
+  ``delta`` or ``lowmemory``. Our only instruments are synchronous counters and
+  histograms, which ``lowmemory`` makes delta too, so it equals ``delta`` here.
+- ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``:
+  ``base2_exponential_bucket_histogram`` (our default: our own buckets, exact) or
+  ``explicit_bucket_histogram`` (OpenTelemetry's default boundaries; the counts are
+  derived from our exponential buckets, see `explicit_counts`).
+- ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``: through ``Resource.create()``.
+
+Gauges are reported at every export with their last value, as the SDK does for a
+synchronous gauge, so backends do not mark them stale between two sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import uuid
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from .._config import ConfigurationError
+from .._histogram import HistogramData
+from .._model import Batch, Point
+from . import Exporter, MissingDependency
+from ._cumulative import Cumulative
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+__all__ = ["DEFAULT_BOUNDARIES", "MAX_BUCKETS", "OtlpExportError", "OtlpExporter", "OtlpSettings"]
+
+PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+TEMPORALITY_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+AGGREGATION_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
+
+# OpenTelemetry's default maximum number of buckets per side of an exponential histogram.
+MAX_BUCKETS = 160
+
+# OpenTelemetry's default explicit bucket boundaries, in the instrument's unit.
+DEFAULT_BOUNDARIES = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+                      10000.0)
+
+_GRPC_PACKAGE = "opentelemetry-exporter-otlp-proto-grpc"
+_NANOSECONDS = 1_000_000_000
+
+
+class OtlpExportError(RuntimeError):
+    """The OTLP backend did not accept a batch (the SDK exporter reported failure)."""
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """What the standard ``OTEL_*`` variables ask of this exporter, checked."""
+
+    protocol: str = "http/protobuf"
+    protocol_variable: str | None = None  # the variable that chose the protocol, if any
+    cumulative: bool = True
+    exponential: bool = True
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> OtlpSettings:
+        """Read and check the variables; a bad value raises `ConfigurationError` naming it."""
+        protocol, protocol_variable = "http/protobuf", None
+        for variable in PROTOCOL_VARIABLES:
+            value = environ.get(variable, "").strip().lower()
+            if value:
+                protocol, protocol_variable = value, variable
+                break
+        if protocol == "http/json":
+            raise ConfigurationError(
+                f"{protocol_variable}=http/json is not supported by OpenTelemetry's Python exporters; "
+                "use http/protobuf (the default) or grpc"
+            )
+        if protocol not in ("http/protobuf", "grpc"):
+            raise ConfigurationError(
+                f"{protocol_variable} is {environ[protocol_variable or '']!r}; use http/protobuf or grpc"
+            )
+        temporality = environ.get(TEMPORALITY_VARIABLE, "").strip().lower() or "cumulative"
+        if temporality not in ("cumulative", "delta", "lowmemory"):
+            raise ConfigurationError(
+                f"{TEMPORALITY_VARIABLE} is {environ[TEMPORALITY_VARIABLE]!r}; use cumulative, delta or lowmemory"
+            )
+        aggregation = environ.get(AGGREGATION_VARIABLE, "").strip().lower() or "base2_exponential_bucket_histogram"
+        if aggregation not in ("base2_exponential_bucket_histogram", "explicit_bucket_histogram"):
+            raise ConfigurationError(
+                f"{AGGREGATION_VARIABLE} is {environ[AGGREGATION_VARIABLE]!r}; "
+                "use base2_exponential_bucket_histogram or explicit_bucket_histogram"
+            )
+        return cls(
+            protocol=protocol,
+            protocol_variable=protocol_variable,
+            cumulative=temporality == "cumulative",
+            exponential=aggregation == "base2_exponential_bucket_histogram",
+        )
+
+    def endpoint(self, environ: Mapping[str, str]) -> str:
+        """Where the SDK exporter sends, for messages only (without credentials or query)."""
+        specific = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if self.protocol == "grpc":
+            return _redact(specific or base or "http://localhost:4317")
+        return _redact(specific or (base or "http://localhost:4318").rstrip("/") + "/v1/metrics")
+
+
+class OtlpExporter(Exporter):
+    """Sends each batch as one OTLP ``ExportMetricsServiceRequest``.
+
+    Counters become monotonic Sums, gauges Gauges, histograms (timers in seconds)
+    ExponentialHistograms at our scale, reduced to at most `MAX_BUCKETS` buckets per
+    side, or explicit-bucket Histograms when asked for. With cumulative temporality
+    every series seen so far is reported at each export, from the start of the
+    interval in which it first appeared.
+    """
+
+    name = "otlp"
+
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
+        self.settings = OtlpSettings.from_environ(os.environ)
+        self.endpoint = self.settings.endpoint(os.environ)
+        self._start_process()
+
+    def __repr__(self) -> str:
+        settings = self.settings
+        temporality = "cumulative" if settings.cumulative else "delta"
+        histograms = "exponential" if settings.exponential else "explicit"
+        return f"<OtlpExporter {settings.protocol} {self.endpoint} {temporality} {histograms}>"
+
+    def _start_process(self) -> None:
+        """State that belongs to one process: the SDK exporter, totals, the resource."""
+        self._pid = os.getpid()
+        self._otel = _sdk_exporter(self.settings)
+        self._totals = Cumulative()  # counters and histograms, with cumulative temporality
+        self._gauges = Cumulative()  # last value of every gauge
+        self.resource = _resource()
+
+    def export(self, batch: Batch) -> None:
+        if self._pid != os.getpid():
+            # A forked child: the parent's totals and connections are the parent's to report.
+            self._start_process()
+        self._gauges.add_points([p for p in batch.points if p.kind == "gauge"])
+        if self.settings.cumulative:
+            self._totals.add_points([p for p in batch.points if p.kind != "gauge"])
+            points = self._totals.points()
+        else:
+            points = [p for p in batch.points if p.kind != "gauge"]
+        points.extend(self._gauges.points())
+        if not points:
+            return
+        data = to_metrics_data(
+            points,
+            self.resource,
+            export_time=batch.end_time,
+            cumulative=self.settings.cumulative,
+            exponential=self.settings.exponential,
+        )
+        with _HELD_BACK.capture() as messages:
+            result = self._otel.export(data)
+        if result is not MetricExportResult.SUCCESS:
+            reason = "; ".join(dict.fromkeys(messages))[:500] or "no reason given"
+            raise OtlpExportError(f"OTLP export of {len(points)} points to {self.endpoint} failed: {reason}")
+
+    def shutdown(self) -> None:
+        with _HELD_BACK.capture():
+            self._otel.shutdown()
+
+
+def to_metrics_data(
+    points: Sequence[Point],
+    resource: Resource,
+    *,
+    export_time: float,
+    cumulative: bool,
+    exponential: bool = True,
+) -> MetricsData:
+    """Our points as one ``MetricsData``: a metric per (name, kind, unit), a data point per series.
+
+    With *cumulative*, counters and histograms are totals since each point's
+    ``start_time`` and are stamped *export_time*; otherwise each covers its own
+    interval. Gauges are stamped *export_time*, the time their last value holds at.
+    """
+    temporality = AggregationTemporality.CUMULATIVE if cumulative else AggregationTemporality.DELTA
+    grouped: dict[tuple[str, str, str], list[Point]] = {}
+    for point in points:
+        grouped.setdefault((point.name, point.kind, point.unit), []).append(point)
+    now = _ns(export_time)
+    metrics = []
+    for (name, kind, unit), series in grouped.items():
+        data: Any
+        if kind == "counter":
+            data = Sum(
+                data_points=[
+                    NumberDataPoint(
+                        attributes=p.tags,
+                        start_time_unix_nano=_ns(p.start_time),
+                        time_unix_nano=now if cumulative else _ns(p.end_time),
+                        value=_number(p.value),
+                    )
+                    for p in series
+                ],
+                aggregation_temporality=temporality,
+                is_monotonic=True,
+            )
+        elif kind == "gauge":
+            data = Gauge(
+                data_points=[
+                    NumberDataPoint(
+                        attributes=p.tags,
+                        start_time_unix_nano=_ns(p.start_time),
+                        time_unix_nano=now,
+                        value=_number(p.value),
+                    )
+                    for p in series
+                ]
+            )
+        elif exponential:
+            data = ExponentialHistogram(
+                data_points=[
+                    _exponential_point(p, p.histogram, now if cumulative else _ns(p.end_time))
+                    for p in series
+                    if p.histogram is not None
+                ],
+                aggregation_temporality=temporality,
+            )
+        else:
+            data = Histogram(
+                data_points=[
+                    _explicit_point(p, p.histogram, now if cumulative else _ns(p.end_time))
+                    for p in series
+                    if p.histogram is not None
+                ],
+                aggregation_temporality=temporality,
+            )
+        metrics.append(Metric(name=name, description="", unit=unit, data=data))
+    scope = InstrumentationScope("instrument", _version())
+    return MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=resource,
+                scope_metrics=[ScopeMetrics(scope=scope, metrics=metrics, schema_url="")],
+                schema_url="",
+            )
+        ]
+    )
+
+
+def downscale(histogram: HistogramData, max_buckets: int = MAX_BUCKETS) -> tuple[int, Buckets, Buckets]:
+    """``(scale, positive, negative)`` with at most *max_buckets* buckets on each side.
+
+    Lowering the scale by ``k`` merges ``2**k`` adjacent buckets: bucket ``i`` moves
+    to ``i >> k`` (a floor division, right for negative indices too). Both sides
+    share one scale, so the side with the wider range decides ``k``.
+    """
+    shift = 0
+    for side in (histogram.positive, histogram.negative):
+        if side:
+            low, high = min(side), max(side)
+            while (high >> shift) - (low >> shift) + 1 > max_buckets:
+                shift += 1
+    return histogram.scale - shift, _dense(histogram.positive, shift), _dense(histogram.negative, shift)
+
+
+def explicit_counts(histogram: HistogramData, boundaries: Sequence[float] = DEFAULT_BOUNDARIES) -> list[int]:
+    """Counts per explicit bucket ``(boundaries[i-1], boundaries[i]]``, from the exponential buckets.
+
+    An approximation: each exponential bucket is counted whole in the explicit bucket
+    holding its geometric middle, clamped to the histogram's min and max. A value
+    within one exponential bucket (1.1 % at scale 6) of a boundary can land in the
+    neighbouring explicit bucket; histograms of one distinct value are exact.
+    """
+    counts = [0] * (len(boundaries) + 1)
+    for lower, upper, n in histogram.buckets():
+        middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
+        middle = min(max(middle, histogram.min), histogram.max)
+        counts[bisect_left(boundaries, middle)] += n
+    return counts
+
+
+def _exponential_point(point: Point, histogram: HistogramData, time_ns: int) -> ExponentialHistogramDataPoint:
+    scale, positive, negative = downscale(histogram)
+    return ExponentialHistogramDataPoint(
+        attributes=point.tags,
+        start_time_unix_nano=_ns(point.start_time),
+        time_unix_nano=time_ns,
+        count=histogram.count,
+        sum=histogram.sum,
+        scale=scale,
+        zero_count=histogram.zero_count,
+        positive=positive,
+        negative=negative,
+        flags=0,
+        min=histogram.min,
+        max=histogram.max,
+    )
+
+
+def _explicit_point(point: Point, histogram: HistogramData, time_ns: int) -> HistogramDataPoint:
+    return HistogramDataPoint(
+        attributes=point.tags,
+        start_time_unix_nano=_ns(point.start_time),
+        time_unix_nano=time_ns,
+        count=histogram.count,
+        sum=histogram.sum,
+        bucket_counts=explicit_counts(histogram),
+        explicit_bounds=list(DEFAULT_BOUNDARIES),
+        min=histogram.min,
+        max=histogram.max,
+    )
+
+
+def _dense(sparse: Mapping[int, int], shift: int) -> Buckets:
+    if not sparse:
+        return Buckets(offset=0, bucket_counts=[])
+    offset = min(sparse) >> shift
+    counts = [0] * ((max(sparse) >> shift) - offset + 1)
+    for index, n in sparse.items():
+        counts[(index >> shift) - offset] += n
+    return Buckets(offset=offset, bucket_counts=counts)
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * _NANOSECONDS)
+
+
+def _number(value: int | float | None) -> int | float:
+    return 0 if value is None else value
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _resource() -> Resource:
+    """``Resource.create()`` (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), with an instance id.
+
+    Each process reports its own cumulative series, so each needs its own
+    ``service.instance.id`` (recent SDKs add one; older ones do not).
+    """
+    resource = Resource.create()
+    if "service.instance.id" not in resource.attributes:
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    return resource
+
+
+def _sdk_exporter(settings: OtlpSettings) -> Any:
+    """The SDK's OTLP metric exporter for the chosen protocol; it reads its own variables."""
+    exporter_class: Any
+    if settings.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as exporter_class
+        except ImportError as exc:
+            raise MissingDependency(
+                f"{settings.protocol_variable}=grpc needs OpenTelemetry's gRPC exporter: pip install {_GRPC_PACKAGE}"
+            ) from exc
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as exporter_class
+    exporter = exporter_class()
+    _HELD_BACK.attach(type(exporter).__module__)
+    return exporter
+
+
+def _redact(url: str) -> str:
+    """*url* without user info, query or fragment, which may hold credentials."""
+    try:
+        parts = urlsplit(url if "//" in url else "//" + url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable endpoint>"
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{host}{port}{parts.path}"
+
+
+class _HeldBack(logging.Filter):
+    """Holds back the SDK exporter's log records emitted during our calls into it.
+
+    The SDK exporter logs every failed export; our worker already counts each failure
+    and logs once until the exporter recovers. The held-back messages become the
+    text of our `OtlpExportError`. Records from other threads (an application's own
+    OpenTelemetry SDK) pass untouched.
+    """
+
+    # The SDK exporters' loggers besides the exporter class's module.
+    LOGGERS = ("opentelemetry.exporter.otlp.common.http", "opentelemetry.exporter.otlp.proto.grpc.exporter")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def attach(self, module: str) -> None:
+        with self._lock:
+            for name in (module, *self.LOGGERS):
+                logger = logging.getLogger(name)
+                if self not in logger.filters:
+                    logger.addFilter(self)
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        messages: list[str] = []
+        self._local.messages = messages
+        try:
+            yield messages
+        finally:
+            self._local.messages = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        messages = getattr(self._local, "messages", None)
+        if messages is None:
+            return True
+        messages.append(record.getMessage())
+        return False
+
+
+_HELD_BACK = _HeldBack()

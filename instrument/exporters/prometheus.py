@@ -1,0 +1,911 @@
+"""`prometheus`: a scrape endpoint with the totals of this process and of its forked workers.
+
+Serves ``http://HOST:PORT/metrics`` (``prometheus_address``, default 127.0.0.1:9464)
+from a small threaded `http.server` on a daemon thread: the Prometheus text format
+0.0.4, or OpenMetrics 1.0 when the scraper's ``Accept`` header asks for
+``application/openmetrics-text``. Batches are deltas; the endpoint folds them into
+cumulative series (`Cumulative`): counters and histograms only grow, gauges keep the
+last value set (by whichever worker set it last). A scrape shows what was exported so
+far, so it lags by up to one ``interval``.
+
+Names follow OpenTelemetry's Prometheus compatibility rules: characters other than
+``[a-zA-Z0-9_:]`` become ``_`` and runs of ``_`` collapse; the unit becomes a word
+suffix (``s`` -> ``_seconds``, ``By`` -> ``_bytes``, ``{request}`` -> nothing, ``1``
+-> ``_ratio`` for gauges) unless the name already ends with it; counters end in
+``_total``. Label names are sanitised the same way (without ``:``); tags whose names
+collide are joined with ``;`` in the order of their original keys, and series whose
+tags give the same labels are served as one; a histogram tag called ``le`` becomes
+``exported_le``. Of two metrics whose Prometheus names clash, the first by original
+name is served and the other is left out, with a warning.
+
+Histogram buckets: every histogram series has the same fixed ``le`` boundaries,
+powers of two chosen by unit (`BOUNDARY_EXPONENTS`: 2**-17 s to 2**6 s for
+seconds, 64 B to 512 MiB for bytes, ...) plus ``+Inf``. A power of two is a bucket
+boundary of the exponential histograms at every scale >= 0, so each cumulative
+count is exact with respect to the recorded buckets; values below the first
+boundary (zero and negative values too) count in every bucket, values above the
+last only in ``+Inf``. ``_count`` and ``_sum`` are exact. OpenMetrics forbids a
+``_sum`` once negative values were recorded, so it is left out there.
+
+Pre-fork servers (gunicorn, uwsgi, multiprocessing). The process that creates the
+exporter owns the endpoint: the HTTP server, the cumulative state and a listening
+Unix stream socket in Linux's abstract namespace
+(``"\\0instrument-prometheus-<pid>-<random>"``: no file on disk, nothing to clean up,
+gone when the process is). Everything is set up at construction, which for
+``INSTRUMENT_EXPORTERS=prometheus`` is at ``import instrument`` (the exporter is in
+`EAGER`), so a pre-fork master has it before it forks workers.
+
+In a forked child, `after_fork_in_child()` (called by the pipeline's fork hook, and
+by this module's own fork hook for every endpoint of the parent) closes the child's
+copies of the listening sockets and of the parent's open connections (close only:
+never `shutdown()`, which would cut the parent's sockets too, and never the server
+threads' shutdown, which would wait for threads the child does not have). The same
+object then forwards: ``export()`` sends the child's delta points to the parent over
+a connection to the abstract socket, and the parent folds them into the same
+state. So one endpoint serves the sum over all workers, past and present; nothing
+is written to disk and there is one port. A grandchild forwards to the same
+process, since the address is inherited. An exporter created anew in a child for
+an address an ancestor serves (an application calling ``configure()`` in each
+worker) forwards as well.
+
+Wire format, child to parent: frames of a 4-byte big-endian length and a UTF-8 JSON
+object ``{"v": 1, "points": [...]}``; each point has ``name``, ``kind``, ``unit``,
+``tags``, ``start_time``, ``end_time`` and either ``value`` or ``histogram``
+(``count``, ``sum``, ``min``, ``max``, ``scale``, ``zero_count`` and the raw sparse
+buckets ``positive`` / ``negative`` as ``[[index, count], ...]``). The parent folds a
+frame only when it has all of it, then answers one byte (0x06). The child resends
+a frame once on a fresh connection when sending it failed (the parent cannot have
+folded a partial frame); when the acknowledgement does not come, it does not
+resend, so nothing is ever counted twice. Every socket operation has a timeout:
+if the parent is gone, ``export()`` raises `ForwardingError` (counted in
+``instrument.export.failures``) instead of hanging. The parent accepts only peers
+of its own user (or root), or its descendants (workers that switched user). The
+abstract namespace is Linux's: elsewhere the endpoint serves its own process only,
+with a warning.
+
+A process that cannot listen (the port is taken by another process, EADDRINUSE)
+logs one warning naming the address and carries on: this exporter then does
+nothing; the application and its other exporters are unaffected.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import math
+import os
+import re
+import secrets
+import socket
+import socketserver
+import struct
+import sys
+import threading
+from collections.abc import Iterable
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .. import _log
+from .._histogram import HistogramData
+from .._model import Batch, Point
+from .._suppress import suppress_thread
+from . import Exporter
+from ._cumulative import Cumulative
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+__all__ = ["BOUNDARY_EXPONENTS", "ForwardingError", "PrometheusExporter"]
+
+DEFAULT_ADDRESS = ("127.0.0.1", 9464)
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+# `le` boundaries of every histogram series: 2**k for k in the range of its unit.
+BOUNDARY_EXPONENTS: dict[str, range] = {
+    "s": range(-17, 7),  # 7.6 us .. 64 s
+    "ms": range(-7, 17),  # 7.8 us .. 65.5 s
+    "us": range(3, 27),  # 8 us .. 67 s
+    "ns": range(13, 37),  # 8.2 us .. 68.7 s
+    "By": range(6, 30),  # 64 B .. 512 MiB
+}
+DEFAULT_BOUNDARY_EXPONENTS = range(-8, 16)  # 0.0039 .. 32768
+
+FORWARD_TIMEOUT = 5.0  # seconds for each connect, send and acknowledgement
+MAX_FRAME = 1 << 30  # bytes; a longer frame is taken for garbage
+_HEADER = struct.Struct("!I")
+_ACK = b"\x06"
+_POLL = 0.25  # seconds between checks for shutdown in the servers' loops
+
+_INERT, _ENDPOINT, _FORWARDER = "inert", "endpoint", "forwarder"
+
+
+class ForwardingError(ConnectionError):
+    """A forked worker could not hand its metrics to the process serving the endpoint."""
+
+
+# --- names ---------------------------------------------------------------------------
+
+_UNIT_WORDS = {
+    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+    "us": "microseconds", "ns": "nanoseconds",
+    "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tebibytes",
+    "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes",
+    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
+    "Cel": "celsius", "Hz": "hertz", "%": "percent",
+}
+_PER_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
+
+_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_:]")
+_NOT_IN_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+_UNDERSCORES = re.compile(r"__+")
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+
+def _clean(text: str, invalid: re.Pattern[str]) -> str:
+    cleaned = _UNDERSCORES.sub("_", invalid.sub("_", text))
+    return "_" + cleaned if cleaned[:1].isdigit() else cleaned
+
+
+def _unit_word(unit: str, kind: str) -> str:
+    """The Prometheus word for an OpenTelemetry (UCUM) unit, "" when it has none."""
+    unit = _ANNOTATION.sub("", unit).strip()  # {request}: a count of things, no unit
+    if unit == "1":
+        return "ratio" if kind == "gauge" else ""
+    if unit in _UNIT_WORDS:
+        return _UNIT_WORDS[unit]
+    top, slash, bottom = unit.partition("/")
+    if slash and bottom.strip():
+        top_word = "" if top in ("", "1") else _UNIT_WORDS.get(top, _clean(top, _NOT_IN_LABEL).strip("_"))
+        bottom_word = _PER_UNIT_WORDS.get(bottom, _clean(bottom, _NOT_IN_LABEL).strip("_"))
+        return f"{top_word}_per_{bottom_word}" if top_word else f"per_{bottom_word}"
+    return _clean(unit, _NOT_IN_LABEL).strip("_") if unit else ""
+
+
+class _Names(NamedTuple):
+    family: str  # the name in TYPE lines of the text format (counters: with _total)
+    om_family: str  # the MetricFamily name in OpenMetrics (counters: without _total)
+    unit: str  # the unit word, "" if none
+
+
+@lru_cache(maxsize=4096)
+def _names(name: str, kind: str, unit: str) -> _Names:
+    base = _clean(name, _NOT_IN_NAME)
+    if kind == "counter" and base.endswith("_total") and base != "_total":
+        base = base[: -len("_total")]
+    word = _unit_word(unit, kind)
+    if word and base != word and not base.endswith("_" + word):
+        base = _UNDERSCORES.sub("_", f"{base}_{word}")
+    if kind == "counter":
+        return _Names(base + "_total", base, word)
+    return _Names(base, base, word)
+
+
+def _claims(names: _Names, kind: str) -> set[str]:
+    """Every name a metric's lines use, to find metrics that would clash."""
+    if kind == "counter":
+        return {names.family, names.om_family, names.om_family + "_created"}
+    if kind == "histogram":
+        return {names.family, *(names.family + s for s in ("_bucket", "_count", "_sum", "_created"))}
+    return {names.family}
+
+
+def _tag_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _escape_label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(tags: tuple[tuple[str, object], ...], histogram: bool) -> str:
+    """``a="x",b="y"``: sanitised names, colliding names joined with ';' by original key."""
+    merged: dict[str, list[str]] = {}
+    for key, value in sorted(tags, key=lambda item: item[0]):
+        label = _clean(key, _NOT_IN_LABEL)
+        if histogram and label == "le":
+            label = "exported_le"
+        merged.setdefault(label, []).append(_tag_value(value))
+    return ",".join(f'{label}="{_escape_label_value(";".join(values))}"' for label, values in sorted(merged.items()))
+
+
+# --- numbers and buckets -----------------------------------------------------------
+
+
+def _number(value: int | float | None) -> str:
+    if value is None:
+        return "0"
+    if isinstance(value, int):
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+@lru_cache(maxsize=256)
+def _le(exponent: int) -> str:
+    """2**exponent written as Go's shortest %g does (exponent notation from 1e6), like
+    Prometheus' own clients write ``le``, but keeping Python's ``.0`` as prometheus_client does."""
+    text = repr(2.0**exponent)
+    whole, _, fraction = text.partition(".")
+    if "e" in text or len(whole) <= 6:
+        return text
+    digits = (whole + fraction).rstrip("0")
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{mantissa}e+{len(whole) - 1:02d}"
+
+
+def _boundary_exponents(unit: str) -> range:
+    """The exponents k of the ``le`` boundaries 2**k of a histogram in *unit*."""
+    return BOUNDARY_EXPONENTS.get(unit, DEFAULT_BOUNDARY_EXPONENTS)
+
+
+def _cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
+    """For each 2**k (k ascending), the number of recorded values <= 2**k.
+
+    Exact: at scale >= 0, 2**k is the upper bound of positive bucket ``k * 2**scale - 1``
+    (buckets are ``(base**i, base**(i+1)]``), so a bucket is wholly below or above it.
+    """
+    if histogram.scale < 0:
+        raise ValueError(f"histograms of scale {histogram.scale} have no bucket boundary at each power of two")
+    running = histogram.zero_count + sum(histogram.negative.values())
+    positive = sorted(histogram.positive.items())
+    counts = []
+    position = 0
+    for exponent in exponents:
+        limit = exponent << histogram.scale  # bucket i is <= 2**k when i + 1 <= k * 2**scale
+        while position < len(positive) and positive[position][0] < limit:
+            running += positive[position][1]
+            position += 1
+        counts.append(running)
+    return counts
+
+
+# --- exposition ---------------------------------------------------------------------
+
+
+def _escape_help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if openmetrics else text
+
+
+def _families(points: list[Point]) -> list[tuple[_Names, str, list[Point]]]:
+    """Points grouped per metric as (names, kind, points), clashing metrics left out."""
+    metrics: dict[tuple[str, str, str], list[Point]] = {}
+    for point in points:
+        metrics.setdefault((point.name, point.kind, point.unit), []).append(point)
+    claimed: dict[str, str] = {}
+    kept = []
+    for (name, kind, unit), series in sorted(metrics.items(), key=lambda item: item[0]):
+        names = _names(name, kind, unit)
+        claims = _claims(names, kind)
+        clash = next((claimed[c] for c in sorted(claims) if c in claimed), None)
+        if clash is not None:
+            _log.warn_once(
+                ("prometheus-clash", name, kind, unit),
+                "instrument: metric %r (%s) and metric %r have the same Prometheus name %r; "
+                "the Prometheus endpoint leaves %r out (rename one of them)",
+                name, kind, clash, names.family, name,
+            )
+            continue
+        claimed.update(dict.fromkeys(claims, name))
+        kept.append((names, kind, series))
+    kept.sort(key=lambda item: item[0].family)
+    return kept
+
+
+def _render(points: list[Point], openmetrics: bool = False) -> str:
+    """Cumulative *points* in the text format 0.0.4, or in OpenMetrics 1.0."""
+    out: list[str] = []
+    for names, kind, series in _families(points):
+        first = series[0]
+        family = names.om_family if openmetrics else names.family
+        about = f"{first.name} ({first.unit})" if first.unit else first.name
+        out.append(f"# HELP {family} {_escape_help(about, openmetrics)}\n")
+        out.append(f"# TYPE {family} {kind}\n")
+        if openmetrics and names.unit and (family == names.unit or family.endswith("_" + names.unit)):
+            out.append(f"# UNIT {family} {names.unit}\n")
+        for labels, point in _distinct(series, kind == "histogram"):
+            if kind == "histogram" and point.histogram is not None:
+                _histogram_lines(out, names.family, labels, point, openmetrics)
+                continue
+            sample = names.om_family + "_total" if kind == "counter" else names.family
+            out.append(_sample(sample, labels, _number(point.value)))
+            if openmetrics and kind == "counter":
+                out.append(_sample(names.om_family + "_created", labels, _number(point.start_time)))
+    if openmetrics:
+        out.append("# EOF\n")
+    return "".join(out)
+
+
+def _distinct(series: list[Point], histogram: bool) -> list[tuple[str, Point]]:
+    """(labels, point) per label set; series whose tags give the same labels are combined."""
+    found: dict[str, Point] = {}
+    for point in series:
+        labels = _labels(tuple(point.tags.items()), histogram)
+        seen = found.get(labels)
+        found[labels] = point if seen is None else _combine(seen, point)
+    return list(found.items())
+
+
+def _combine(first: Point, second: Point) -> Point:
+    if first.kind == "gauge":
+        return second if second.end_time >= first.end_time else first
+    start, end = min(first.start_time, second.start_time), max(first.end_time, second.end_time)
+    if first.histogram is not None and second.histogram is not None:
+        merged = first.histogram.merge(second.histogram)
+        return Point(first.name, first.kind, first.unit, first.tags, start, end, histogram=merged)
+    total = (first.value or 0) + (second.value or 0)
+    return Point(first.name, first.kind, first.unit, first.tags, start, end, value=total)
+
+
+def _sample(name: str, labels: str, value: str) -> str:
+    return f"{name}{{{labels}}} {value}\n" if labels else f"{name} {value}\n"
+
+
+def _histogram_lines(out: list[str], family: str, labels: str, point: Point, openmetrics: bool) -> None:
+    histogram = point.histogram
+    assert histogram is not None
+    exponents = _boundary_exponents(point.unit)
+    prefix = labels + "," if labels else ""
+    for exponent, count in zip(exponents, _cumulative_buckets(histogram, exponents), strict=True):
+        out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
+    out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
+    out.append(_sample(family + "_count", labels, str(histogram.count)))
+    if not (openmetrics and (histogram.negative or histogram.min < 0)):
+        out.append(_sample(family + "_sum", labels, _number(histogram.sum)))
+    if openmetrics:
+        out.append(_sample(family + "_created", labels, _number(point.start_time)))
+
+
+def _wants_openmetrics(accept: str) -> bool:
+    """Whether an ``Accept`` header prefers OpenMetrics 1.0 to the text format."""
+    best_openmetrics = best_text = 0.0
+    for entry in accept.split(","):
+        media, *parameters = (part.strip() for part in entry.split(";"))
+        quality, version = 1.0, None
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            key, value = key.strip().lower(), value.strip().strip('"')
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+            elif key == "version":
+                version = value
+        media = media.lower()
+        if media == "application/openmetrics-text" and version in (None, "0.0.1", "1.0.0"):
+            best_openmetrics = max(best_openmetrics, quality)
+        elif media in ("text/plain", "text/*", "*/*"):
+            best_text = max(best_text, quality)
+    return best_openmetrics > 0 and best_openmetrics >= best_text
+
+
+def _accepts_gzip(header: str) -> bool:
+    for entry in header.split(","):
+        coding, _, quality = entry.strip().partition(";")
+        if coding.strip().lower() == "gzip":
+            return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+# --- wire format between a forked child and the endpoint's process -----------------
+
+
+def _encode_points(points: list[Point]) -> bytes:
+    """One frame: length prefix and JSON (see the module docstring)."""
+    items = []
+    for point in points:
+        item: dict[str, Any] = {
+            "name": point.name, "kind": point.kind, "unit": point.unit, "tags": point.tags,
+            "start_time": point.start_time, "end_time": point.end_time,
+        }
+        histogram = point.histogram
+        if histogram is None:
+            item["value"] = point.value
+        else:
+            item["histogram"] = {
+                "count": histogram.count, "sum": histogram.sum, "min": histogram.min, "max": histogram.max,
+                "scale": histogram.scale, "zero_count": histogram.zero_count,
+                "positive": sorted(histogram.positive.items()), "negative": sorted(histogram.negative.items()),
+            }
+        items.append(item)
+    payload = json.dumps({"v": 1, "points": items}, separators=(",", ":")).encode()
+    return _HEADER.pack(len(payload)) + payload
+
+
+def _decode_points(payload: bytes) -> list[Point]:
+    """The points of one frame's payload; ValueError if it is not one."""
+    try:
+        data = json.loads(payload)
+        if data.get("v") != 1:
+            raise ValueError(f"unknown frame version {data.get('v')!r}")
+        points = []
+        for item in data["points"]:
+            kind = item["kind"]
+            tags = item["tags"]
+            if kind not in ("counter", "gauge", "histogram") or not isinstance(tags, dict):
+                raise ValueError(f"not a point: {item!r:.200}")
+            histogram = None
+            raw = item.get("histogram")
+            if raw is not None:
+                histogram = HistogramData(
+                    count=int(raw["count"]), sum=raw["sum"], min=raw["min"], max=raw["max"],
+                    scale=int(raw["scale"]), zero_count=int(raw["zero_count"]),
+                    positive={int(i): int(n) for i, n in raw["positive"]},
+                    negative={int(i): int(n) for i, n in raw["negative"]},
+                )
+            points.append(Point(
+                str(item["name"]), kind, str(item["unit"]), tags, float(item["start_time"]),
+                float(item["end_time"]), value=item.get("value"), histogram=histogram,
+            ))
+        return points
+    except (AttributeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed frame: {exc!r}") from exc
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    """*size* bytes; None at end of stream before the first; EOFError if it ends within."""
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            if remaining == size:
+                return None
+            raise EOFError(f"connection closed {size - remaining} bytes into {size}")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _drop_inherited(sock: socket.socket | None) -> None:
+    """Close this process's copy of an inherited socket, leaving the others' intact.
+
+    ``detach()`` first: the socket object forgets the descriptor, so nothing closes the
+    number again later (by then it may be another file's), whatever still holds it.
+    """
+    if sock is None:
+        return
+    try:
+        fd = sock.detach()
+    except OSError:
+        return
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                pid = int(stat.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _peer_trusted(conn: socket.socket) -> bool:
+    """Peers of this user or root, or descendants of this process (workers may change user)."""
+    try:
+        size = struct.calcsize("3i")
+        pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size))
+    except (AttributeError, OSError, struct.error):
+        return False
+    return uid in (os.geteuid(), 0) or _descends_from(pid, os.getpid())
+
+
+# --- the servers ------------------------------------------------------------------------
+
+
+class _TrackingServer(socketserver.BaseServer):
+    """Remembers its open connections: closed at shutdown, and dropped in a forked child."""
+
+    daemon_threads = True
+    block_on_close = False
+    endpoint: _Endpoint
+
+    def _track(self) -> None:
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def open_connections(self) -> list[socket.socket]:
+        return list(self._open)  # no lock: also used in a child, where it may be held forever
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # the scraper or worker went away
+        _log.error_once(
+            ("prometheus-server", type(self).__name__),
+            "instrument: the Prometheus endpoint failed to serve a request", exc_info=True,
+        )
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = 10  # seconds a client may take to send its request
+    server_version = "instrument"
+
+    def handle(self) -> None:
+        suppress_thread()  # the endpoint's own traffic is not the application's
+        super().handle()
+
+    def do_GET(self) -> None:
+        self._respond(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._respond(send_body=False)
+
+    def _respond(self, send_body: bool) -> None:
+        if self.path.partition("?")[0] != "/metrics":
+            self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
+            return
+        openmetrics = _wants_openmetrics(self.headers.get("Accept", ""))
+        body = self.server.endpoint.render(openmetrics).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
+        if _accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            body = gzip.compress(body, compresslevel=6)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class _HTTPServer(_TrackingServer, ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], endpoint: _Endpoint) -> None:
+        self.endpoint = endpoint
+        self._track()
+        try:
+            self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
+        except (OSError, IndexError):
+            pass  # binding fails below with the resolver's error
+        super().__init__(address, _MetricsHandler)
+
+    def server_bind(self) -> None:
+        # Not HTTPServer.server_bind: its getfqdn() may wait on a reverse DNS lookup.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+
+class _ForwardHandler(socketserver.BaseRequestHandler):
+    server: _ForwardServer
+
+    def handle(self) -> None:
+        suppress_thread()
+        conn: socket.socket = self.request
+        if not _peer_trusted(conn):
+            _log.warn_once(
+                "prometheus-untrusted-peer",
+                "instrument: the Prometheus endpoint refused metrics from a process of another user",
+            )
+            return
+        cumulative = self.server.endpoint.cumulative
+        try:
+            while (header := _recv_exactly(conn, _HEADER.size)) is not None:
+                (length,) = _HEADER.unpack(header)
+                if length > MAX_FRAME:
+                    raise ValueError(f"a frame of {length} bytes is longer than {MAX_FRAME}")
+                payload = _recv_exactly(conn, length)
+                if payload is None:
+                    return
+                cumulative.add_points(_decode_points(payload))
+                conn.sendall(_ACK)
+        except (EOFError, ConnectionError):
+            return  # the worker exited mid-frame: what it had not fully sent is not counted
+        except ValueError:
+            _log.error_once(
+                "prometheus-frame",
+                "instrument: the Prometheus endpoint received a malformed frame from a worker; "
+                "closing that connection", exc_info=True,
+            )
+
+
+class _ForwardServer(_TrackingServer, socketserver.ThreadingUnixStreamServer):
+    request_queue_size = 128
+
+    def __init__(self, address: str, endpoint: _Endpoint) -> None:
+        self.endpoint = endpoint
+        self._track()
+        super().__init__(address, _ForwardHandler)
+
+
+def _format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Endpoint:
+    """What the owning process has: HTTP server, forwarding listener, cumulative state.
+
+    Shared by the exporters of one process created for the same address, so that
+    `configure()` creating a new exporter before the old one stops does not clash.
+    """
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.pid = os.getpid()
+        self.cumulative = Cumulative()
+        self.users = 0
+        self.http = _HTTPServer(address, self)
+        self.address = (address[0], int(self.http.server_address[1]))
+        self.forward_address: str | None = f"\0instrument-prometheus-{self.pid}-{secrets.token_hex(8)}"
+        self.forward: _ForwardServer | None = None
+        try:
+            self.forward = _ForwardServer(self.forward_address, self)
+        except OSError as exc:
+            self.forward_address = None
+            _log.warn_once(
+                ("prometheus-forward", self.address),
+                "instrument: the Prometheus endpoint %s cannot receive forked workers' metrics (%s); "
+                "it serves this process's only",
+                _format_address(self.address), exc,
+            )
+        self._serving: list[tuple[_TrackingServer, threading.Thread]] = []
+        try:
+            for name, server in (("http", self.http), ("forward", self.forward)):
+                if server is not None:
+                    thread = threading.Thread(
+                        target=_serve, args=(server,), name=f"instrument-prometheus-{name}", daemon=True
+                    )
+                    thread.start()
+                    self._serving.append((server, thread))
+        except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
+            self.stop()
+            raise OSError(f"cannot start the endpoint's threads: {exc}") from exc
+
+    def render(self, openmetrics: bool) -> str:
+        return _render(self.cumulative.points(), openmetrics)
+
+    def stop(self) -> None:
+        """Stop serving (in the owning process only)."""
+        stoppers = []
+        for running, thread in self._serving:
+            if thread.is_alive():  # shutdown() waits for serve_forever() to return: both at once
+                stopper = threading.Thread(target=running.shutdown, name="instrument-prometheus-stop", daemon=True)
+                try:
+                    stopper.start()
+                    stoppers.append(stopper)
+                except RuntimeError:  # no new threads at interpreter exit (3.12+)
+                    running.shutdown()
+        for stopper in stoppers:
+            stopper.join()
+        for server in (self.http, self.forward):
+            if server is None:
+                continue
+            server.server_close()
+            for conn in server.open_connections():
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes the handler thread reading it
+                except OSError:
+                    pass
+
+    def drop_in_child(self) -> None:
+        """In a forked child: close the inherited descriptors, touch nothing else."""
+        for server in (self.http, self.forward):
+            if server is not None:
+                for conn in server.open_connections():
+                    _drop_inherited(conn)
+                _drop_inherited(server.socket)
+
+
+def _serve(server: socketserver.BaseServer) -> None:
+    suppress_thread()
+    server.serve_forever(poll_interval=_POLL)
+
+
+# Endpoints of this process by configured address, and the forwarding targets this
+# process inherited (address -> (abstract socket, pid of the endpoint's process)).
+_endpoints: dict[tuple[str, int], _Endpoint] = {}
+_targets: dict[tuple[str, int], tuple[str, int]] = {}
+_registry_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()  # may have been held by a thread the child does not have
+    for address, endpoint in list(_endpoints.items()):
+        endpoint.drop_in_child()
+        if endpoint.forward_address is not None:
+            _targets[address] = (endpoint.forward_address, endpoint.pid)
+            _targets[endpoint.address] = (endpoint.forward_address, endpoint.pid)
+    _endpoints.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --- the exporter ---------------------------------------------------------------------
+
+
+class PrometheusExporter(Exporter):
+    """Serves cumulative metrics at ``http://HOST:PORT/metrics`` for Prometheus to scrape.
+
+    *address* defaults to ``config.prometheus_address``; port 0 picks a free port
+    (see `address` and `url`). In a forked child the same object forwards to the
+    endpoint of the process that created it (see the module docstring).
+    """
+
+    name = "prometheus"
+
+    def __init__(self, config: Config | None = None, address: tuple[str, int] | None = None) -> None:
+        super().__init__(config)
+        if address is None:
+            address = config.prometheus_address if config is not None else DEFAULT_ADDRESS
+        self.address: tuple[str, int] = (str(address[0]), int(address[1]))
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._endpoint: _Endpoint | None = None
+        self._target: tuple[str, int] | None = None  # (abstract socket, endpoint's pid) when forwarding
+        self._conn: socket.socket | None = None
+        self._role = _INERT
+        self._start()
+
+    @property
+    def url(self) -> str:
+        """The scrape URL this process's endpoint serves (or the one it forwards to)."""
+        return f"http://{_format_address(self.address)}/metrics"
+
+    @property
+    def role(self) -> str:
+        """``"endpoint"``, ``"forwarder"`` (a forked worker) or ``"inert"`` (could not listen)."""
+        self._check_process()
+        return self._role
+
+    def _start(self) -> None:
+        with _registry_lock:
+            target = _targets.get(self.address)
+            if target is not None:  # an ancestor serves this address: hand it our points
+                self._target, self._role = target, _FORWARDER
+                return
+            endpoint = _endpoints.get(self.address) if self.address[1] else None
+            if endpoint is None:
+                try:
+                    endpoint = _Endpoint(self.address)
+                except OSError as exc:
+                    self._warn_cannot_listen(exc)
+                    return
+                _endpoints[endpoint.address] = endpoint
+                if self.address[1]:
+                    _endpoints[self.address] = endpoint
+            endpoint.users += 1
+        self._endpoint = endpoint
+        self.address = endpoint.address
+        self._role = _ENDPOINT
+
+    def _warn_cannot_listen(self, exc: OSError) -> None:
+        where = _format_address(self.address)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "it is already in use, probably by another process"
+        else:
+            reason = f"{exc.strerror or exc}"
+        _log.warn_once(
+            ("prometheus-listen", self.address),
+            "instrument: the Prometheus exporter cannot listen on %s (%s); this process serves no "
+            "Prometheus metrics, its other exporters carry on. Set INSTRUMENT_PROMETHEUS_ADDRESS to a "
+            "free host:port, or in a pre-fork server create the exporter in the master before it forks "
+            "(INSTRUMENT_EXPORTERS=prometheus and import instrument in the master)",
+            where, reason,
+        )
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: stop being the endpoint (or drop the parent's connection), forward."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # may have been held by a thread the child does not have
+        endpoint = self._endpoint
+        if endpoint is not None:
+            endpoint.drop_in_child()
+            self._endpoint = None
+            if endpoint.forward_address is not None:
+                self._target, self._role = (endpoint.forward_address, endpoint.pid), _FORWARDER
+            else:
+                self._role = _INERT
+        _drop_inherited(self._conn)  # the parent's connection: a frame from here would interleave
+        self._conn = None
+
+    def _check_process(self) -> None:
+        if self._pid != os.getpid():  # forked without the pipeline's hook
+            self.after_fork_in_child()
+
+    def export(self, batch: Batch) -> None:
+        self._check_process()
+        if self._role == _ENDPOINT and self._endpoint is not None:
+            self._endpoint.cumulative.add(batch)
+        elif self._role == _FORWARDER and batch.points:
+            self._forward(_encode_points(batch.points))
+
+    def _forward(self, frame: bytes) -> None:
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._conn if self._conn is not None else self._connect()
+                try:
+                    conn.sendall(frame)
+                except OSError as exc:
+                    self._disconnect()
+                    if attempt == 2:
+                        raise self._error("could not send metrics to", exc) from exc
+                    continue  # the endpoint folds whole frames only: sending again is safe
+                try:
+                    ack = _recv_exactly(conn, 1)
+                except (OSError, EOFError) as exc:
+                    self._disconnect()
+                    raise self._error("got no acknowledgement (a batch may be lost) from", exc) from exc
+                if ack != _ACK:
+                    self._disconnect()
+                    raise self._error("got no acknowledgement (a batch may be lost) from", None)
+                return
+
+    def _connect(self) -> socket.socket:
+        assert self._target is not None
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(FORWARD_TIMEOUT)
+        try:
+            conn.connect(self._target[0])
+        except OSError as exc:
+            conn.close()
+            raise self._error("cannot connect to", exc) from exc
+        self._conn = conn
+        return conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _error(self, what: str, exc: BaseException | None) -> ForwardingError:
+        pid = self._target[1] if self._target else "?"
+        cause = f": {exc}" if exc is not None else ""
+        return ForwardingError(
+            f"instrument: this worker {what} the process serving the Prometheus endpoint {self.url} "
+            f"(pid {pid}){cause}; is that process still running?"
+        )
+
+    def shutdown(self) -> None:
+        """The last exporter of the endpoint's process stops its servers; a forwarder disconnects."""
+        self._check_process()
+        with self._lock:  # a second caller returns once the first has finished
+            endpoint, self._endpoint = self._endpoint, None
+            if endpoint is not None:
+                with _registry_lock:
+                    endpoint.users -= 1
+                    last = endpoint.users <= 0
+                    if last:
+                        for address in [a for a, e in _endpoints.items() if e is endpoint]:
+                            del _endpoints[address]
+                if last:
+                    endpoint.stop()
+            self._disconnect()
+            self._role = _INERT

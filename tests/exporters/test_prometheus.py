@@ -1,0 +1,557 @@
+"""prometheus: the scrape endpoint, its names and buckets, port clashes, forked workers
+forwarding to one endpoint, and the real Prometheus server and gunicorn."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import instrument
+from instrument._histogram import HistogramData
+from instrument._model import Batch, Point
+from instrument.exporters.memory import MemoryExporter
+from instrument.exporters.prometheus import ForwardingError, PrometheusExporter, _encode_points
+from instrument.testing import capture
+
+from ..helpers import counter_total, require_binary
+from .prometheus_support import (
+    OPENMETRICS_ACCEPT,
+    PrometheusServer,
+    free_port,
+    register_entry_point,
+    require_module,
+    samples,
+    scrape,
+)
+
+LE_SECONDS = [2.0**k for k in range(-17, 7)]
+
+
+def counter(name, value, tags=None, unit="", start=100.0):
+    return Point(name, "counter", unit, tags or {}, start, start + 1, value=value)
+
+
+def batch(*points):
+    return Batch(1, 0.0, 1.0, list(points), len(points))
+
+
+@pytest.fixture
+def exporter():
+    """A Prometheus exporter on a free port, fed by hand with export(); shut down after."""
+    created = PrometheusExporter(address=("127.0.0.1", 0))
+    yield created
+    created.shutdown()
+
+
+@pytest.fixture
+def endpoint():
+    """A Prometheus exporter on a free port wired into the pipeline (exports on flush())."""
+    created = PrometheusExporter(address=("127.0.0.1", 0))
+    instrument.flush(5.0)  # earlier tests' records go to earlier exporters
+    instrument.configure(exporters=[created], interval=3600.0, enabled=True)
+    yield created
+    instrument.flush(5.0)
+    instrument.configure(exporters=[], interval=10.0)
+    created.shutdown()
+
+
+@pytest.fixture
+def port_holder():
+    """Another process listening on a TCP port of 127.0.0.1; yields the port."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import socket, sys
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            print(sock.getsockname()[1], flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None
+    yield int(holder.stdout.readline())
+    holder.communicate("")
+
+
+@pytest.fixture
+def prometheus_server(tmp_path):
+    """Starts the real Prometheus server scraping the given targets every second."""
+    binary = require_binary("prometheus")
+    started = []
+
+    def start(*targets):
+        server = PrometheusServer(binary, tmp_path, list(targets))
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+class TestTextFormat:
+    def test_counter_is_cumulative_with_help_type_and_total(self, exporter):
+        """Counters add up across exports into one _total sample with HELP and TYPE lines."""
+        exporter.export(batch(counter("jobs.done", 3, {"queue": "mail"})))
+        exporter.export(batch(counter("jobs.done", 4, {"queue": "mail"})))
+        content_type, body = scrape(exporter.url)
+        assert "text/plain; version=0.0.4; charset=utf-8" == content_type
+        assert [
+            "# HELP jobs_done_total jobs.done",
+            "# TYPE jobs_done_total counter",
+            'jobs_done_total{queue="mail"} 7',
+        ] == body.splitlines()
+
+    def test_counters_never_go_backwards_across_exports(self, endpoint):
+        """Each scrape after an export shows a total at least as large as the one before."""
+        seen = []
+        for n in (1, 5, 0, 2):
+            for _ in range(n):
+                instrument.count("prom.monotonic")
+            instrument.flush(5.0)
+            seen.append(int(samples(scrape(endpoint.url)[1]).get("prom_monotonic_total", "0")))
+        assert [1, 6, 6, 8] == seen
+
+    def test_gauge_keeps_the_last_value(self, exporter):
+        """A gauge shows the value of its latest point, and ratio units get a _ratio suffix."""
+        exporter.export(batch(Point("disk.used", "gauge", "1", {}, 0.0, 1.0, value=0.25)))
+        exporter.export(batch(Point("disk.used", "gauge", "1", {}, 1.0, 2.0, value=0.5)))
+        assert {"disk_used_ratio": "0.5"} == samples(scrape(exporter.url)[1])
+
+    @pytest.mark.parametrize(
+        ("name", "kind", "unit", "expected"),
+        [
+            ("http.server.request.duration", "histogram", "s", "http_server_request_duration_seconds_count"),
+            ("payload.size", "histogram", "By", "payload_size_bytes_count"),
+            ("payload.bytes", "histogram", "By", "payload_bytes_count"),
+            ("latency.seconds", "histogram", "s", "latency_seconds_count"),
+            ("db.wait", "histogram", "ms", "db_wait_milliseconds_count"),
+            ("requests", "counter", "{request}", "requests_total"),
+            ("requests.total", "counter", "", "requests_total"),
+            ("sent", "counter", "By", "sent_bytes_total"),
+            ("sent.bytes.total", "counter", "By", "sent_bytes_total"),
+            ("speed", "gauge", "m/s", "speed_meters_per_second"),
+            ("rate", "gauge", "1/s", "rate_per_second"),
+            ("queue-depth/now", "gauge", "", "queue_depth_now"),
+            ("odd__name.", "gauge", "", "odd_name_"),
+            ("utilization", "counter", "1", "utilization_total"),
+        ],
+    )
+    def test_names_follow_opentelemetry_prometheus_rules(self, exporter, name, kind, unit, expected):
+        """Dots and invalid characters become single underscores; unit and _total suffixes appear once."""
+        if kind == "histogram":
+            point = Point(name, kind, unit, {}, 0.0, 1.0, histogram=HistogramData(count=1, sum=1.0, min=1.0, max=1.0,
+                                                                                   positive={-1: 1}))
+        else:
+            point = Point(name, kind, unit, {}, 0.0, 1.0, value=1)
+        exporter.export(batch(point))
+        assert expected in samples(scrape(exporter.url)[1])
+
+    def test_label_names_are_sanitised_and_values_escaped(self, exporter):
+        """Invalid label characters become underscores, colliding names are joined, values are escaped."""
+        tags = {"path": 'C:\\dir "x"\nnext', "net.peer-name": "a", "net_peer_name": "b", "2xx": True, "ratio": 0.5}
+        exporter.export(batch(counter("tagged", 1, tags)))
+        line = next(line for line in scrape(exporter.url)[1].splitlines() if line.startswith("tagged_total"))
+        expected = 'tagged_total{_2xx="true",net_peer_name="a;b",path="C:\\\\dir \\"x\\"\\nnext",ratio="0.5"} 1'
+        assert expected == line
+
+    def test_series_that_look_alike_are_served_as_one(self, exporter):
+        """Tag sets that become the same labels are added up into one series, never a duplicate line."""
+        exporter.export(batch(counter("alike", 1, {"net.peer": "a"}), counter("alike", 2, {"net_peer": "a"}),
+                              counter("alike", 4, {"ok": True}), counter("alike", 8, {"ok": "true"})))
+        assert {'alike_total{net_peer="a"}': "3", 'alike_total{ok="true"}': "12"} == samples(scrape(exporter.url)[1])
+
+    def test_histogram_buckets_sum_and_count_are_exact(self, exporter):
+        """Each le count is the number of recorded values <= le, powers of two included; +Inf is the count."""
+        values = [-3, 0, 0.5, 1, 63, 64, 64.5, 100, 1024, 1025, 5000, 2**29, 1e12]
+        with capture() as captured:
+            for value in values:
+                instrument.record("prom.exact.size", value, unit="By")
+        exporter.export(batch(*captured.points))
+        found = samples(scrape(exporter.url)[1])
+        buckets = {key: int(value) for key, value in found.items() if key.startswith("prom_exact_size_bytes_bucket")}
+        expected = {f'prom_exact_size_bytes_bucket{{le="{_go(2.0**k)}"}}': sum(v <= 2**k for v in values)
+                    for k in range(6, 30)}
+        expected['prom_exact_size_bytes_bucket{le="+Inf"}'] = len(values)
+        assert expected == buckets
+        assert str(len(values)) == found["prom_exact_size_bytes_count"]
+        assert sum(values) == float(found["prom_exact_size_bytes_sum"])
+
+    def test_le_boundaries_are_fixed_per_unit(self, exporter):
+        """Every seconds histogram has the same le set, from its first scrape on, whatever it recorded."""
+        with capture() as captured:
+            instrument.record("prom.le.narrow", 0.001, unit="s")
+            instrument.record("prom.le.wide", 1e-9, unit="s")
+        exporter.export(batch(*captured.points))
+        first = _le_values(scrape(exporter.url)[1])
+        with capture() as captured:
+            instrument.record("prom.le.narrow", 500.0, unit="s")
+        exporter.export(batch(*captured.points))
+        second = _le_values(scrape(exporter.url)[1])
+        expected = [_go(b) for b in LE_SECONDS] + ["+Inf"]
+        assert {"prom_le_narrow_seconds": expected, "prom_le_wide_seconds": expected} == first == second
+
+    def test_timers_are_histograms_in_seconds(self, endpoint):
+        """A timer shows as a _seconds histogram with exact count."""
+        for _ in range(3):
+            with instrument.timer("prom.timer.work"):
+                pass
+        instrument.flush(5.0)
+        body = scrape(endpoint.url)[1]
+        assert "# TYPE prom_timer_work_seconds histogram" in body.splitlines()
+        assert "3" == samples(body)["prom_timer_work_seconds_count"]
+
+    def test_clashing_names_keep_one_metric_and_warn(self, exporter, caplog):
+        """Two metrics with one Prometheus name: the first by name is served, the other left out with a warning."""
+        exporter.export(batch(counter("clash.a", 1), counter("clash_a", 2)))
+        with caplog.at_level(logging.WARNING, logger="instrument"):
+            found = samples(scrape(exporter.url)[1])
+        assert {"clash_a_total": "1"} == found
+        assert any("'clash_a'" in r.getMessage() and "same Prometheus name" in r.getMessage() for r in caplog.records)
+
+    def test_output_passes_promtool(self, exporter):
+        """promtool, Prometheus' own linter, accepts the text format."""
+        promtool = require_binary("promtool")
+        with capture() as captured:
+            instrument.count("prom.lint.requests", 2, tags={"method": "GET"})
+            instrument.record("prom.lint.latency", 0.25, unit="s")
+            instrument.gauge("prom.lint.depth", 3)
+        exporter.export(batch(*captured.points))
+        result = subprocess.run([promtool, "check", "metrics"], input=scrape(exporter.url)[1],
+                                capture_output=True, text=True, timeout=30)
+        assert (0, "") == (result.returncode, result.stdout + result.stderr)
+
+    def test_other_paths_are_not_found(self, exporter):
+        """Only /metrics is served."""
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            scrape(exporter.url.replace("/metrics", "/"))
+        assert 404 == raised.value.code
+
+    def test_gzip_when_asked(self, exporter):
+        """A scraper accepting gzip gets the same exposition compressed."""
+        exporter.export(batch(counter("zipped", 9)))
+        assert scrape(exporter.url)[1] == scrape(exporter.url, gzipped=True)[1]
+
+
+class TestOpenMetrics:
+    def test_negotiated_by_the_accept_header(self, exporter):
+        """Asked for OpenMetrics, the endpoint answers OpenMetrics 1.0 ending in # EOF."""
+        exporter.export(batch(counter("om.jobs", 2, {"q": "a"}, unit="s", start=1700000000.5)))
+        content_type, body = scrape(exporter.url, accept=OPENMETRICS_ACCEPT)
+        assert "application/openmetrics-text; version=1.0.0; charset=utf-8" == content_type
+        assert [
+            "# HELP om_jobs_seconds om.jobs (s)",
+            "# TYPE om_jobs_seconds counter",
+            "# UNIT om_jobs_seconds seconds",
+            'om_jobs_seconds_total{q="a"} 2',
+            'om_jobs_seconds_created{q="a"} 1700000000.5',
+            "# EOF",
+        ] == body.splitlines()
+
+    def test_text_format_unless_openmetrics_is_preferred(self, exporter):
+        """Plain scrapers, and those preferring text/plain, get the text format."""
+        for accept in (None, "*/*", "text/plain;version=0.0.4", "application/openmetrics-text;q=0.1,text/plain"):
+            assert scrape(exporter.url, accept=accept)[0].startswith("text/plain; version=0.0.4")
+
+    def test_histogram_has_created_and_no_sum_after_negative_values(self, exporter):
+        """OpenMetrics histograms carry _created, and leave _sum out once a negative value was recorded."""
+        with capture() as captured:
+            instrument.record("om.temperature", -2.5)
+            instrument.record("om.temperature", 4.0)
+            instrument.record("om.size", 4.0, unit="By")
+        exporter.export(batch(*captured.points))
+        found = samples(scrape(exporter.url, accept=OPENMETRICS_ACCEPT)[1])
+        assert {"om_temperature_count", "om_temperature_created", "om_size_bytes_sum"} <= set(found)
+        assert "om_temperature_sum" not in found
+        assert "1.5" == samples(scrape(exporter.url)[1])["om_temperature_sum"]  # the text format has it
+
+
+class TestPortTaken:
+    def test_one_warning_and_the_other_exporters_carry_on(self, port_holder, caplog):
+        """An address taken by another process gives one warning naming it; nothing fails, others get data."""
+        with caplog.at_level(logging.WARNING, logger="instrument"):
+            first = PrometheusExporter(address=("127.0.0.1", port_holder))
+            second = PrometheusExporter(address=("127.0.0.1", port_holder))
+        warnings = [r.getMessage() for r in caplog.records if r.name == "instrument"]
+        assert 1 == len(warnings)
+        assert f"127.0.0.1:{port_holder}" in warnings[0] and "already in use" in warnings[0]
+        assert ("inert", "inert") == (first.role, second.role)
+        memory = MemoryExporter()
+        instrument.flush(5.0)
+        instrument.configure(exporters=[first, memory], interval=3600.0)
+        try:
+            instrument.count("prom.taken.requests", 5)
+            assert instrument.flush(5.0)
+        finally:
+            instrument.configure(exporters=[])
+        assert 5 == counter_total(memory, "prom.taken.requests")
+        assert 0 == counter_total(memory, "instrument.export.failures", {"exporter": "prometheus"})
+
+    def test_second_instrumented_process_keeps_running(self, exporter, tmp_path):
+        """A second process configured for the same address warns once and exports to its other exporters."""
+        register_entry_point(tmp_path)
+        out = tmp_path / "m.jsonl"
+        host, port = exporter.address
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+            "INSTRUMENT_EXPORTERS": "prometheus,jsonl",
+            "INSTRUMENT_PROMETHEUS_ADDRESS": f"{host}:{port}",
+            "INSTRUMENT_JSONL_PATH": str(out),
+        }
+        code = "import instrument; instrument.count('second.process'); print('alive')"
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert (0, "alive\n") == (result.returncode, result.stdout), result.stderr
+        warnings = [line for line in result.stderr.splitlines() if "cannot listen" in line]
+        assert 1 == len(warnings), result.stderr
+        assert f"{host}:{port}" in warnings[0]
+        assert '"name":"second.process"' in out.read_text()
+
+
+class TestSameProcess:
+    def test_configuring_again_keeps_the_endpoint_and_its_totals(self, caplog):
+        """A new exporter for the address this process serves shares the endpoint: no clash, totals go on."""
+        port = free_port()
+        first = PrometheusExporter(address=("127.0.0.1", port))
+        first.export(batch(counter("same.process", 2)))
+        with caplog.at_level(logging.WARNING, logger="instrument"):
+            second = PrometheusExporter(address=("127.0.0.1", port))
+        first.shutdown()
+        second.export(batch(counter("same.process", 3)))
+        try:
+            assert "endpoint" == second.role
+            assert [] == [r for r in caplog.records if r.name == "instrument"]
+            assert "5" == samples(scrape(second.url)[1])["same_process_total"]
+        finally:
+            second.shutdown()
+        with pytest.raises(OSError):
+            scrape(second.url)
+
+
+class TestFork:
+    def test_children_and_grandchildren_add_up_at_the_parent(self, endpoint):
+        """Records of forked children and a grandchild show up exactly at the parent's endpoint."""
+        instrument.count("prom.fork.records", 1, tags={"who": "parent"})
+        instrument.flush(5.0)
+        children = []
+        for i in range(3):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for _ in range(100):
+                        instrument.count("prom.fork.records", tags={"who": "child"})
+                    if i == 0:
+                        grandchild = os.fork()
+                        if grandchild == 0:
+                            try:
+                                instrument.count("prom.fork.records", 7, tags={"who": "grandchild"})
+                                instrument.flush(5.0)
+                            finally:
+                                os._exit(0)
+                        os.waitpid(grandchild, 0)
+                    code = 0 if instrument.flush(5.0) and endpoint.role == "forwarder" else 2
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        assert [0, 0, 0] == [os.waitpid(pid, 0)[1] for pid in children]
+        found = samples(scrape(endpoint.url)[1])
+        assert {"parent": "1", "child": "300", "grandchild": "7"} == {
+            who: found[f'prom_fork_records_total{{who="{who}"}}'] for who in ("parent", "child", "grandchild")
+        }
+        assert [] == [k for k in found if k.startswith("instrument_export_failures") and "prometheus" in k]
+
+    def test_multiprocessing_fork_pool_adds_up_at_the_parent(self, endpoint):
+        """Every task's record of a fork Pool reaches the parent's endpoint, flushed at worker exit."""
+        pool = multiprocessing.get_context("fork").Pool(3)
+        try:
+            assert list(range(300)) == pool.map(_pool_task, range(300), chunksize=7)
+        finally:
+            pool.close()
+            pool.join()
+        assert "300" == samples(scrape(endpoint.url)[1])["prom_pool_tasks_total"]
+
+    def test_child_neither_serves_nor_keeps_the_port(self, endpoint):
+        """A child holds no listening socket: once the parent stops, the port is free and forwarding fails fast."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(write_end)
+                os.read(read_end, 1)  # the parent has stopped its endpoint
+                start = time.monotonic()
+                try:
+                    endpoint.export(batch(counter("prom.orphan", 1)))
+                except ForwardingError:
+                    code = 0 if time.monotonic() - start < 5 else 3
+            finally:
+                os._exit(code)
+        os.close(read_end)
+        host, port = endpoint.address
+        endpoint.shutdown()
+        with socket.socket() as probe:
+            probe.bind((host, port))  # EADDRINUSE if the child still held the listening socket
+        os.write(write_end, b"x")
+        os.close(write_end)
+        assert 0 == os.waitpid(pid, 0)[1]
+
+    def test_exporter_created_in_a_child_forwards(self, endpoint):
+        """A child configuring the exporter for its parent's address forwards to it instead of clashing."""
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                created = PrometheusExporter(address=endpoint.address)
+                created.export(batch(counter("prom.child.created", 4)))
+                code = 0 if created.role == "forwarder" else 2
+            finally:
+                os._exit(code)
+        assert 0 == os.waitpid(pid, 0)[1]
+        assert "4" == samples(scrape(endpoint.url)[1])["prom_child_created_total"]
+
+
+    def test_a_malformed_frame_is_refused_and_the_endpoint_carries_on(self, exporter, caplog):
+        """A frame that is not the JSON wire format gets no acknowledgement; later frames are folded."""
+        address = exporter._endpoint.forward_address
+        with caplog.at_level(logging.ERROR, logger="instrument"), socket.socket(socket.AF_UNIX) as bad:
+            bad.settimeout(5)
+            bad.connect(address)
+            bad.sendall(b"\x00\x00\x00\x05notjs")
+            assert b"" == bad.recv(1)
+        with socket.socket(socket.AF_UNIX) as good:
+            good.settimeout(5)
+            good.connect(address)
+            good.sendall(_encode_points([counter("prom.wire", 3)]))
+            assert b"\x06" == good.recv(1)
+        assert "3" == samples(scrape(exporter.url)[1])["prom_wire_total"]
+        assert any("malformed frame" in r.getMessage() for r in caplog.records)
+
+
+def _pool_task(i):
+    instrument.count("prom.pool.tasks")
+    return i
+
+
+class TestPrometheusServer:
+    def test_prometheus_scrapes_counters_and_histograms(self, endpoint, prometheus_server):
+        """The real Prometheus server ingests the endpoint (OpenMetrics) with exact values."""
+        for value in (0.25, 0.5, 3.0):
+            instrument.record("prom.real.latency", value, tags={"route": "/x"}, unit="s")
+        instrument.count("prom.real.requests", 42, tags={"route": "/x"})
+        instrument.flush(5.0)
+        host, port = endpoint.address
+        server = prometheus_server(f"{host}:{port}")
+        server.wait_for_value('prom_real_requests_total{route="/x"}', 42)
+        server.wait_for_value('prom_real_latency_seconds_bucket{route="/x",le="0.5"}', 2)
+        server.wait_for_value('prom_real_latency_seconds_count{route="/x"}', 3)
+        server.wait_for_value('prom_real_latency_seconds_sum{route="/x"}', 3.75)
+        server.wait_for_value('up{job="instrument"}', 1)
+
+    def test_gunicorn_workers_recycled_add_up_exactly(self, tmp_path, prometheus_server):
+        """Under gunicorn with recycled workers, Prometheus sees every request exactly once at one endpoint."""
+        require_module("gunicorn")
+        site = tmp_path / "site"
+        site.mkdir()
+        register_entry_point(site)
+        (site / "app.py").write_text(textwrap.dedent("""
+            import os
+            import instrument
+
+            def app(environ, start_response):
+                instrument.count("app.requests")
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [str(os.getpid()).encode()]
+        """))
+        # Runs in the master at start-up, before it forks any worker: creates the endpoint there.
+        (site / "gunicorn_conf.py").write_text("import instrument  # noqa: F401\n")
+        metrics_port, app_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "INSTRUMENT_EXPORTERS": "prometheus",
+            "INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{metrics_port}",
+            "INSTRUMENT_INTERVAL": "3600",  # only the workers' exit flush delivers their counts
+            "XDG_RUNTIME_DIR": str(tmp_path),  # gunicorn's control socket goes here, not to $HOME
+        }
+        log = tmp_path / "gunicorn.log"
+        with open(log, "wb") as log_file:
+            gunicorn = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn_conf.py", "--workers", "2",
+                 "--max-requests", "20", "--bind", f"127.0.0.1:{app_port}", "app:app"],
+                cwd=site, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        try:
+            _wait_for_port(app_port, gunicorn, log)
+            server = prometheus_server(f"127.0.0.1:{metrics_port}")
+            with ThreadPoolExecutor(16) as pool:
+                by_worker = Counter(pool.map(lambda _: _get(f"http://127.0.0.1:{app_port}/"), range(300)))
+            recycled = [n for n in by_worker.values() if n == 20]  # a worker exits after its 20th request
+            assert len(recycled) >= 5, by_worker
+            server.wait_for_value("app_requests_total", sum(recycled))  # delivered by their exit flush
+            gunicorn.send_signal(signal.SIGHUP)  # new workers; the old ones exit gracefully and flush
+            server.wait_for_value("app_requests_total", 300)
+            found = samples(scrape(f"http://127.0.0.1:{metrics_port}/metrics")[1])
+            failures = {k: v for k, v in found.items() if k.startswith("instrument_export_failures")}
+            assert {} == failures
+        finally:
+            gunicorn.terminate()
+            try:
+                gunicorn.wait(30)
+            except subprocess.TimeoutExpired:
+                gunicorn.kill()
+                gunicorn.wait()
+        assert "Traceback" not in log.read_text()
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
+def _wait_for_port(port, process, log: Path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"gunicorn did not listen within {timeout} s:\n{log.read_text()}")
+
+
+def _go(value):
+    """A float as Go (and so Prometheus' own clients) writes an le value."""
+    text = repr(value)
+    whole, _, fraction = text.partition(".")
+    if "e" in text or len(whole) <= 6:
+        return text
+    digits = (whole + fraction).rstrip("0")
+    return f"{digits[0]}.{digits[1:]}e+{len(whole) - 1:02d}" if len(digits) > 1 else f"{digits}e+{len(whole) - 1:02d}"
+
+
+def _le_values(body):
+    found = {}
+    for line in body.splitlines():
+        if "_bucket{" in line:
+            family = line.partition("_bucket{")[0]
+            found.setdefault(family, []).append(line.partition('le="')[2].partition('"')[0])
+    return found
