@@ -25,7 +25,7 @@ from .integrations import REGISTRY, Integration, load
 __all__ = ["available", "install", "installed", "uninstall"]
 
 _lock = threading.RLock()
-_scheduled: dict[str, _importhook.Hook] = {}
+_scheduled: dict[str, dict[str, _importhook.Hook]] = {}  # identifier -> trigger module -> hook
 _active: dict[str, Integration] = {}
 
 
@@ -49,8 +49,11 @@ def _check(names: Iterable[str], argument: str) -> list[str]:
 
 def _install_one(identifier: str, module: ModuleType) -> None:
     with _lock:
-        if _scheduled.pop(identifier, None) is None:
+        waiting = _scheduled.get(identifier, {})
+        if waiting.pop(module.__name__, None) is None:
             return  # uninstalled before its library was imported
+        if not waiting:
+            _scheduled.pop(identifier, None)
         integration = _active.get(identifier)
         if integration is None:
             integration = _active[identifier] = load(identifier)()
@@ -58,10 +61,10 @@ def _install_one(identifier: str, module: ModuleType) -> None:
         integration.install(module)
     except Exception:
         _log.error_once(
-            ("install", identifier),
+            ("install", identifier, module.__name__),
             "instrument: integration %r failed to install; %s runs uninstrumented",
             identifier,
-            REGISTRY[identifier].module,
+            module.__name__,
             exc_info=True,
         )
 
@@ -76,12 +79,15 @@ def install(include: Iterable[str] | None = None, exclude: Iterable[str] | None 
     skipped = set(_check(exclude or (), "exclude")) | set(settings.current.disabled_integrations)
     selected = [name for name in chosen if name not in skipped]
     for identifier in selected:
-        with _lock:
-            if identifier in _scheduled or (identifier in _active and _active[identifier].installed):
-                continue
-            hook = functools.partial(_install_one, identifier)
-            _scheduled[identifier] = hook
-        _importhook.when_imported(REGISTRY[identifier].module, hook)
+        for module in REGISTRY[identifier].modules:
+            with _lock:
+                waiting = _scheduled.setdefault(identifier, {})
+                done = identifier in _active and module in _active[identifier]._done
+                if module in waiting or done:
+                    continue
+                hook = functools.partial(_install_one, identifier)
+                waiting[module] = hook
+            _importhook.when_imported(module, hook)
     return sorted(selected)
 
 
@@ -90,10 +96,10 @@ def uninstall(names: Iterable[str] | None = None) -> None:
     targets = _check(available() if names is None else names, "names")
     for identifier in targets:
         with _lock:
-            hook = _scheduled.pop(identifier, None)
+            waiting = _scheduled.pop(identifier, {})
             integration = _active.pop(identifier, None)
-        if hook is not None:
-            _importhook.discard(REGISTRY[identifier].module, hook)
+        for module, hook in waiting.items():
+            _importhook.discard(module, hook)
         if integration is not None:
             integration.uninstall()
 

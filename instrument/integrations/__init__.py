@@ -18,16 +18,23 @@ from .. import _log
 
 
 class Entry(NamedTuple):
-    module: str  # importing this module installs the integration
+    modules: tuple[str, ...]  # importing any of these calls the integration's install(module)
     target: str  # "module:Class" of the Integration
 
 
 REGISTRY: dict[str, Entry] = {
-    "http_client": Entry("http.client", "instrument.integrations.http_client:HttpClientIntegration"),
-    "httpx": Entry("httpx", "instrument.integrations.httpx:HttpxIntegration"),
-    "requests": Entry("requests", "instrument.integrations.requests:RequestsIntegration"),
-    "sqlite3": Entry("sqlite3", "instrument.integrations.sqlite3:Sqlite3Integration"),
-    "urllib3": Entry("urllib3", "instrument.integrations.urllib3:Urllib3Integration"),
+    "http_client": Entry(("http.client",), "instrument.integrations.http_client:HttpClientIntegration"),
+    "httpx": Entry(("httpx",), "instrument.integrations.httpx:HttpxIntegration"),
+    "psycopg": Entry(("psycopg",), "instrument.integrations.psycopg:PsycopgIntegration"),
+    "psycopg2": Entry(("psycopg2",), "instrument.integrations.psycopg2:Psycopg2Integration"),
+    "pymysql": Entry(("pymysql",), "instrument.integrations.pymysql:PyMySQLIntegration"),
+    "requests": Entry(("requests",), "instrument.integrations.requests:RequestsIntegration"),
+    "sqlite3": Entry(("sqlite3",), "instrument.integrations.sqlite3:Sqlite3Integration"),
+    "urllib3": Entry(("urllib3",), "instrument.integrations.urllib3:Urllib3Integration"),
+    "wsgi": Entry(
+        ("wsgiref.simple_server", "gunicorn.app.base", "waitress", "flask", "django.core.handlers.wsgi"),
+        "instrument.integrations.wsgi:WsgiIntegration",
+    ),
 }
 
 
@@ -49,7 +56,11 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 class Integration:
-    """Base class: subclasses set the class attributes and implement `setup`."""
+    """Base class: subclasses set the class attributes and implement `setup`.
+
+    `setup` runs once per trigger module (an integration may hook several libraries,
+    as ``wsgi`` does), after the version check of `requirement`.
+    """
 
     identifier = ""
     distribution: str | None = None  # None: part of the standard library
@@ -57,14 +68,20 @@ class Integration:
 
     def __init__(self) -> None:
         self.installed = False
+        self._done: set[str] = set()
         self._patches: list[tuple[Any, str, Any, bool]] = []
 
     def setup(self, module: ModuleType) -> None:
         """Patch *module* (and what else it needs) with `patch`."""
         raise NotImplementedError
 
-    def version(self, module: ModuleType) -> str | None:
-        if self.distribution is None:
+    def requirement(self, module: ModuleType) -> tuple[str | None, tuple[int, ...]]:
+        """(distribution, minimum version) that *module* must come from."""
+        return self.distribution, self.min_version
+
+    def version(self, module: ModuleType, distribution: str | None = None) -> str | None:
+        distribution = distribution or self.distribution
+        if distribution is None:
             return None
         found = getattr(module, "__version__", None)
         if isinstance(found, str):
@@ -72,23 +89,24 @@ class Integration:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version(self.distribution)
+            return version(distribution)
         except PackageNotFoundError:
             return None
 
     def install(self, module: ModuleType) -> bool:
-        """Install once; skip (with one log line) a library older than `min_version`."""
-        if self.installed:
+        """Install for *module* once; skip (with one log line) a library that is too old."""
+        name = module.__name__
+        if name in self._done:
             return True
-        found = self.version(module)
-        if self.min_version and found is not None and parse_version(found) < self.min_version:
-            wanted = ".".join(map(str, self.min_version))
+        distribution, minimum = self.requirement(module)
+        found = self.version(module, distribution)
+        if minimum and found is not None and parse_version(found) < minimum:
             _log.warn_once(
-                ("too-old", self.identifier),
+                ("too-old", self.identifier, name),
                 "instrument: integration %r needs %s >= %s, found %s; not installed",
                 self.identifier,
-                self.distribution,
-                wanted,
+                distribution,
+                ".".join(map(str, minimum)),
                 found,
             )
             return False
@@ -97,11 +115,13 @@ class Integration:
         except Exception:
             self.uninstall()
             raise
+        self._done.add(name)
         self.installed = True
         return True
 
     def uninstall(self) -> None:
         """Put every patched attribute back as it was."""
+        self._done.clear()
         while self._patches:
             owner, name, original, owned = self._patches.pop()
             if owned:
