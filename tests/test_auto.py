@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import types
 
 import pytest
@@ -218,7 +217,9 @@ class TestInstrumentRun:
         (tmp_path / "app.py").write_text(APP)
         site = tmp_path / "site"
         site.mkdir()
-        (site / "sitecustomize.py").write_text("import os\nif os.environ.get('X_MARK'): print('app site', flush=True)\n")
+        (site / "sitecustomize.py").write_text(
+            "import os\nif os.environ.get('X_MARK'): print('app site', flush=True)\n"
+        )
         result = run(["--exporter", "jsonl", "--", sys.executable, "app.py", server.url("/ok")], tmp_path,
                      {"INSTRUMENT_JSONL_PATH": str(out), "INSTRUMENT_ENABLED": "false", "PYTHONPATH": str(site),
                       "X_MARK": "1"})

@@ -137,7 +137,7 @@ class Integration:
         original = namespace[name] if namespace is not None and owned else getattr(owner, name)
         current = getattr(owner, name)
         replacement = make(current)
-        if callable(current) and callable(replacement) and replacement is not current:
+        if callable(current) and callable(replacement) and replacement is not current and not isinstance(current, type):
             try:
                 functools.update_wrapper(replacement, current)
                 replacement.__instrument_original__ = current

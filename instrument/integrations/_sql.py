@@ -87,9 +87,11 @@ def _text(statement: object, depth: int = 0) -> str | None:
         return statement
     if isinstance(statement, bytes):
         return statement[:4096].decode("utf-8", "replace")
-    # psycopg's sql.SQL / sql.Composed keep their parts in `_obj`; the first part
-    # starts the statement. Their str() is a repr, not SQL.
+    # Composed SQL objects keep their parts in `_obj` (psycopg 3) or `_wrapped`
+    # (psycopg2); the first part starts the statement. Their str() is a repr, not SQL.
     parts = getattr(statement, "_obj", None)
+    if parts is None:
+        parts = getattr(statement, "_wrapped", None)
     if depth < 4 and isinstance(parts, (str, bytes)):
         return _text(parts, depth + 1)
     if depth < 4 and isinstance(parts, list) and parts:
@@ -98,7 +100,7 @@ def _text(statement: object, depth: int = 0) -> str | None:
 
 
 def operation(statement: object) -> str:
-    """``db.operation.name`` for *statement* (str, bytes, or psycopg's composed SQL)."""
+    """``db.operation.name`` for *statement* (str, bytes, or psycopg/psycopg2 composed SQL)."""
     cacheable = isinstance(statement, (str, bytes))
     if cacheable:
         found = _cache.get(statement)

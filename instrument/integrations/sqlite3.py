@@ -1,8 +1,9 @@
 """sqlite3: ``sqlite3.connect`` returns instrumented connections.
 
 The C ``Connection`` type cannot be patched, so ``connect`` is wrapped instead (see
-`dbapi`). ``db.namespace`` is the database file's name (``:memory:`` for memory
-databases), without its directory or URI query.
+`dbapi`). ``with conn:`` is timed as the COMMIT or ROLLBACK it performs.
+``db.namespace`` is the database file's name (``:memory:`` for memory databases),
+without its directory or URI query.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Sqlite3Integration(Integration):
 
     def setup(self, module: ModuleType) -> None:
         def make(original: Any) -> Any:
-            return connect_wrapper(original, "sqlite", _namespace)
+            return connect_wrapper(original, "sqlite", _namespace, commits_on_exit=True)
 
         self.patch(module, "connect", make)
         dbapi2 = sys.modules.get("sqlite3.dbapi2")

@@ -445,6 +445,16 @@ def rotel_agent() -> str:
     return str(Path(rotel.__file__).parent / "rotel-agent")
 
 
+def _rotel_environment() -> dict[str, str]:
+    """rotel-agent embeds the interpreter it was built for: let it find that libpython
+    (pyenv keeps it in its own lib directory, off the loader's default path)."""
+    import sysconfig
+
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    paths = [p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p]
+    return {**os.environ, "NO_COLOR": "1", "LD_LIBRARY_PATH": os.pathsep.join(paths)}
+
+
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -477,7 +487,7 @@ class TestThroughACollector:
                         "--pid-file", str(tmp_path / "rotel.pid"),
                         "--log-file", str(tmp_path / "rotel-agent.log"),
                     ],
-                    stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+                    stdout=log, stderr=subprocess.STDOUT, env=_rotel_environment(),
                 )
             try:
                 wait_for_port(http_port, process)

@@ -119,6 +119,18 @@ class TestTransparency:
             with conn.cursor():
                 pass
 
+    def test_async_with_raises_like_the_real_one(self, conn):
+        """A synchronous cursor is no asynchronous context manager, proxied or not."""
+        import asyncio
+
+        async def enter(obj):
+            async with obj:
+                pass
+
+        for obj in (conn.cursor(), dbapi.unwrap(conn.cursor())):
+            with pytest.raises(TypeError, match="'sqlite3.Cursor' object does not support the asynchronous"):
+                asyncio.run(enter(obj))
+
     def test_row_factory_and_custom_factories(self, tmp_path):
         class MyConnection(sqlite3.Connection):
             marker = "mine"
