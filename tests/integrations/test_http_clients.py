@@ -221,3 +221,21 @@ class TestSuppressionAndUninstall:
             instrument.auto.install(include=["requests"])
         assert "requests" in instrument.auto.installed()
 
+
+
+class TestExportersOwnTraffic:
+    def test_http_exporter_posts_are_never_recorded(self, server, exported):
+        """The http exporter's requests run on its suppressed thread: they never appear as metrics."""
+        from instrument._config import settings
+        from instrument.exporters.http import HttpExporter
+
+        instrument.configure(http_url=server.url("/ok"))
+        http_exporter = HttpExporter(settings.current)
+        instrument.configure(exporters=[http_exporter, exported])
+        for _ in range(3):
+            instrument.count("own.traffic")
+            assert instrument.flush(10.0)
+        posts = [p for b in exported.batches for p in b.points
+                 if p.name == METRIC and p.tags.get("server.port") == server.port]
+        assert [] == posts
+        assert 3 == sum(p.value for b in exported.batches for p in b.points if p.name == "own.traffic")
