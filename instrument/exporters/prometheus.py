@@ -73,19 +73,15 @@ from __future__ import annotations
 import errno
 import gzip
 import json
-import math
 import os
-import re
 import secrets
 import socket
 import socketserver
 import struct
 import sys
 import threading
-from collections.abc import Iterable
-from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .. import _log
 from .._histogram import HistogramData
@@ -93,6 +89,14 @@ from .._model import Batch, Point
 from .._suppress import suppress_thread
 from . import Exporter
 from ._cumulative import Cumulative
+from ._prometheus_text import (
+    BOUNDARY_EXPONENTS,
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    accepts_gzip,
+    render,
+    wants_openmetrics,
+)
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -100,18 +104,6 @@ if TYPE_CHECKING:
 __all__ = ["BOUNDARY_EXPONENTS", "ForwardingError", "PrometheusExporter"]
 
 DEFAULT_ADDRESS = ("127.0.0.1", 9464)
-TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-# `le` boundaries of every histogram series: 2**k for k in the range of its unit.
-BOUNDARY_EXPONENTS: dict[str, range] = {
-    "s": range(-17, 7),  # 7.6 us .. 64 s
-    "ms": range(-7, 17),  # 7.8 us .. 65.5 s
-    "us": range(3, 27),  # 8 us .. 67 s
-    "ns": range(13, 37),  # 8.2 us .. 68.7 s
-    "By": range(6, 30),  # 64 B .. 512 MiB
-}
-DEFAULT_BOUNDARY_EXPONENTS = range(-8, 16)  # 0.0039 .. 32768
 
 FORWARD_TIMEOUT = 5.0  # seconds for each connect, send and acknowledgement
 MAX_FRAME = 1 << 30  # bytes; a longer frame is taken for garbage
@@ -124,278 +116,6 @@ _INERT, _ENDPOINT, _FORWARDER = "inert", "endpoint", "forwarder"
 
 class ForwardingError(ConnectionError):
     """A forked worker could not hand its metrics to the process serving the endpoint."""
-
-
-# --- names ---------------------------------------------------------------------------
-
-_UNIT_WORDS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds",
-    "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tebibytes",
-    "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes",
-    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
-    "Cel": "celsius", "Hz": "hertz", "%": "percent",
-}
-_PER_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
-
-_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_:]")
-_NOT_IN_LABEL = re.compile(r"[^a-zA-Z0-9_]")
-_UNDERSCORES = re.compile(r"__+")
-_ANNOTATION = re.compile(r"\{[^}]*\}")
-
-
-def _clean(text: str, invalid: re.Pattern[str]) -> str:
-    cleaned = _UNDERSCORES.sub("_", invalid.sub("_", text))
-    return "_" + cleaned if cleaned[:1].isdigit() else cleaned
-
-
-def _unit_word(unit: str, kind: str) -> str:
-    """The Prometheus word for an OpenTelemetry (UCUM) unit, "" when it has none."""
-    unit = _ANNOTATION.sub("", unit).strip()  # {request}: a count of things, no unit
-    if unit == "1":
-        return "ratio" if kind == "gauge" else ""
-    if unit in _UNIT_WORDS:
-        return _UNIT_WORDS[unit]
-    top, slash, bottom = unit.partition("/")
-    if slash and bottom.strip():
-        top_word = "" if top in ("", "1") else _UNIT_WORDS.get(top, _clean(top, _NOT_IN_LABEL).strip("_"))
-        bottom_word = _PER_UNIT_WORDS.get(bottom, _clean(bottom, _NOT_IN_LABEL).strip("_"))
-        return f"{top_word}_per_{bottom_word}" if top_word else f"per_{bottom_word}"
-    return _clean(unit, _NOT_IN_LABEL).strip("_") if unit else ""
-
-
-class _Names(NamedTuple):
-    family: str  # the name in TYPE lines of the text format (counters: with _total)
-    om_family: str  # the MetricFamily name in OpenMetrics (counters: without _total)
-    unit: str  # the unit word, "" if none
-
-
-@lru_cache(maxsize=4096)
-def _names(name: str, kind: str, unit: str) -> _Names:
-    base = _clean(name, _NOT_IN_NAME)
-    if kind == "counter" and base.endswith("_total") and base != "_total":
-        base = base[: -len("_total")]
-    word = _unit_word(unit, kind)
-    if word and base != word and not base.endswith("_" + word):
-        base = _UNDERSCORES.sub("_", f"{base}_{word}")
-    if kind == "counter":
-        return _Names(base + "_total", base, word)
-    return _Names(base, base, word)
-
-
-def _claims(names: _Names, kind: str) -> set[str]:
-    """Every name a metric's lines use, to find metrics that would clash."""
-    if kind == "counter":
-        return {names.family, names.om_family, names.om_family + "_created"}
-    if kind == "histogram":
-        return {names.family, *(names.family + s for s in ("_bucket", "_count", "_sum", "_created"))}
-    return {names.family}
-
-
-def _tag_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _escape_label_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(tags: tuple[tuple[str, object], ...], histogram: bool) -> str:
-    """``a="x",b="y"``: sanitised names, colliding names joined with ';' by original key."""
-    merged: dict[str, list[str]] = {}
-    for key, value in sorted(tags, key=lambda item: item[0]):
-        label = _clean(key, _NOT_IN_LABEL)
-        if histogram and label == "le":
-            label = "exported_le"
-        merged.setdefault(label, []).append(_tag_value(value))
-    return ",".join(f'{label}="{_escape_label_value(";".join(values))}"' for label, values in sorted(merged.items()))
-
-
-# --- numbers and buckets -----------------------------------------------------------
-
-
-def _number(value: int | float | None) -> str:
-    if value is None:
-        return "0"
-    if isinstance(value, int):
-        return str(int(value))
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-@lru_cache(maxsize=256)
-def _le(exponent: int) -> str:
-    """2**exponent written as Go's shortest %g does (exponent notation from 1e6), like
-    Prometheus' own clients write ``le``, but keeping Python's ``.0`` as prometheus_client does."""
-    text = repr(2.0**exponent)
-    whole, _, fraction = text.partition(".")
-    if "e" in text or len(whole) <= 6:
-        return text
-    digits = (whole + fraction).rstrip("0")
-    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{mantissa}e+{len(whole) - 1:02d}"
-
-
-def _boundary_exponents(unit: str) -> range:
-    """The exponents k of the ``le`` boundaries 2**k of a histogram in *unit*."""
-    return BOUNDARY_EXPONENTS.get(unit, DEFAULT_BOUNDARY_EXPONENTS)
-
-
-def _cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
-    """For each 2**k (k ascending), the number of recorded values <= 2**k.
-
-    Exact: at scale >= 0, 2**k is the upper bound of positive bucket ``k * 2**scale - 1``
-    (buckets are ``(base**i, base**(i+1)]``), so a bucket is wholly below or above it.
-    """
-    if histogram.scale < 0:
-        raise ValueError(f"histograms of scale {histogram.scale} have no bucket boundary at each power of two")
-    running = histogram.zero_count + sum(histogram.negative.values())
-    positive = sorted(histogram.positive.items())
-    counts = []
-    position = 0
-    for exponent in exponents:
-        limit = exponent << histogram.scale  # bucket i is <= 2**k when i + 1 <= k * 2**scale
-        while position < len(positive) and positive[position][0] < limit:
-            running += positive[position][1]
-            position += 1
-        counts.append(running)
-    return counts
-
-
-# --- exposition ---------------------------------------------------------------------
-
-
-def _escape_help(text: str, openmetrics: bool) -> str:
-    text = text.replace("\\", "\\\\").replace("\n", "\\n")
-    return text.replace('"', '\\"') if openmetrics else text
-
-
-def _families(points: list[Point]) -> list[tuple[_Names, str, list[Point]]]:
-    """Points grouped per metric as (names, kind, points), clashing metrics left out."""
-    metrics: dict[tuple[str, str, str], list[Point]] = {}
-    for point in points:
-        metrics.setdefault((point.name, point.kind, point.unit), []).append(point)
-    claimed: dict[str, str] = {}
-    kept = []
-    for (name, kind, unit), series in sorted(metrics.items(), key=lambda item: item[0]):
-        names = _names(name, kind, unit)
-        claims = _claims(names, kind)
-        clash = next((claimed[c] for c in sorted(claims) if c in claimed), None)
-        if clash is not None:
-            _log.warn_once(
-                ("prometheus-clash", name, kind, unit),
-                "instrument: metric %r (%s) and metric %r have the same Prometheus name %r; "
-                "the Prometheus endpoint leaves %r out (rename one of them)",
-                name, kind, clash, names.family, name,
-            )
-            continue
-        claimed.update(dict.fromkeys(claims, name))
-        kept.append((names, kind, series))
-    kept.sort(key=lambda item: item[0].family)
-    return kept
-
-
-def _render(points: list[Point], openmetrics: bool = False) -> str:
-    """Cumulative *points* in the text format 0.0.4, or in OpenMetrics 1.0."""
-    out: list[str] = []
-    for names, kind, series in _families(points):
-        first = series[0]
-        family = names.om_family if openmetrics else names.family
-        about = f"{first.name} ({first.unit})" if first.unit else first.name
-        out.append(f"# HELP {family} {_escape_help(about, openmetrics)}\n")
-        out.append(f"# TYPE {family} {kind}\n")
-        if openmetrics and names.unit and (family == names.unit or family.endswith("_" + names.unit)):
-            out.append(f"# UNIT {family} {names.unit}\n")
-        for labels, point in _distinct(series, kind == "histogram"):
-            if kind == "histogram" and point.histogram is not None:
-                _histogram_lines(out, names.family, labels, point, openmetrics)
-                continue
-            sample = names.om_family + "_total" if kind == "counter" else names.family
-            out.append(_sample(sample, labels, _number(point.value)))
-            if openmetrics and kind == "counter":
-                out.append(_sample(names.om_family + "_created", labels, _number(point.start_time)))
-    if openmetrics:
-        out.append("# EOF\n")
-    return "".join(out)
-
-
-def _distinct(series: list[Point], histogram: bool) -> list[tuple[str, Point]]:
-    """(labels, point) per label set; series whose tags give the same labels are combined."""
-    found: dict[str, Point] = {}
-    for point in series:
-        labels = _labels(tuple(point.tags.items()), histogram)
-        seen = found.get(labels)
-        found[labels] = point if seen is None else _combine(seen, point)
-    return list(found.items())
-
-
-def _combine(first: Point, second: Point) -> Point:
-    if first.kind == "gauge":
-        return second if second.end_time >= first.end_time else first
-    start, end = min(first.start_time, second.start_time), max(first.end_time, second.end_time)
-    if first.histogram is not None and second.histogram is not None:
-        merged = first.histogram.merge(second.histogram)
-        return Point(first.name, first.kind, first.unit, first.tags, start, end, histogram=merged)
-    total = (first.value or 0) + (second.value or 0)
-    return Point(first.name, first.kind, first.unit, first.tags, start, end, value=total)
-
-
-def _sample(name: str, labels: str, value: str) -> str:
-    return f"{name}{{{labels}}} {value}\n" if labels else f"{name} {value}\n"
-
-
-def _histogram_lines(out: list[str], family: str, labels: str, point: Point, openmetrics: bool) -> None:
-    histogram = point.histogram
-    assert histogram is not None
-    exponents = _boundary_exponents(point.unit)
-    prefix = labels + "," if labels else ""
-    for exponent, count in zip(exponents, _cumulative_buckets(histogram, exponents), strict=True):
-        out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
-    out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
-    out.append(_sample(family + "_count", labels, str(histogram.count)))
-    if not (openmetrics and (histogram.negative or histogram.min < 0)):
-        out.append(_sample(family + "_sum", labels, _number(histogram.sum)))
-    if openmetrics:
-        out.append(_sample(family + "_created", labels, _number(point.start_time)))
-
-
-def _wants_openmetrics(accept: str) -> bool:
-    """Whether an ``Accept`` header prefers OpenMetrics 1.0 to the text format."""
-    best_openmetrics = best_text = 0.0
-    for entry in accept.split(","):
-        media, *parameters = (part.strip() for part in entry.split(";"))
-        quality, version = 1.0, None
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            key, value = key.strip().lower(), value.strip().strip('"')
-            if key == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-            elif key == "version":
-                version = value
-        media = media.lower()
-        if media == "application/openmetrics-text" and version in (None, "0.0.1", "1.0.0"):
-            best_openmetrics = max(best_openmetrics, quality)
-        elif media in ("text/plain", "text/*", "*/*"):
-            best_text = max(best_text, quality)
-    return best_openmetrics > 0 and best_openmetrics >= best_text
-
-
-def _accepts_gzip(header: str) -> bool:
-    for entry in header.split(","):
-        coding, _, quality = entry.strip().partition(";")
-        if coding.strip().lower() == "gzip":
-            return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
 
 
 # --- wire format between a forked child and the endpoint's process -----------------
@@ -566,11 +286,11 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         if self.path.partition("?")[0] != "/metrics":
             self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
             return
-        openmetrics = _wants_openmetrics(self.headers.get("Accept", ""))
+        openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
         body = self.server.endpoint.render(openmetrics).encode()
         self.send_response(200)
         self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
-        if _accepts_gzip(self.headers.get("Accept-Encoding", "")):
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=6)
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
@@ -685,7 +405,7 @@ class _Endpoint:
             raise OSError(f"cannot start the endpoint's threads: {exc}") from exc
 
     def render(self, openmetrics: bool) -> str:
-        return _render(self.cumulative.points(), openmetrics)
+        return render(self.cumulative.points(), openmetrics)
 
     def stop(self) -> None:
         """Stop serving (in the owning process only)."""
