@@ -482,6 +482,7 @@ class Pipeline:
             self.shutdown(settings.current.exit_timeout)
 
     def after_fork_in_child(self) -> None:
+        _forget_half_imported_modules()
         _buffers.reset_after_fork()
         reset_gauges()
         survivors = self._exporters_for_child()
@@ -524,6 +525,15 @@ class Pipeline:
 
 
 PIPELINE = Pipeline()
+
+
+def _forget_half_imported_modules() -> None:
+    """A fork while another thread was importing one of our modules (an exporter, built
+    lazily on the collector thread) leaves the child a half-initialised module: forget
+    it, so the child imports it again in full."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("instrument.") and getattr(getattr(module, "__spec__", None), "_initializing", False):
+            sys.modules.pop(name, None)
 
 
 def _name_of(spec: Any) -> str | None:

@@ -119,6 +119,27 @@ class TestIntegrationBase:
         assert "hello" not in vars(Child)
         assert "base" == Child().hello()
 
+    def test_a_failing_trigger_module_keeps_the_others_patches(self):
+        """An integration hooking several libraries undoes only the one whose setup failed."""
+
+        class TwoLibraries(Integration):
+            identifier = "two"
+
+            def setup(self, module):
+                self.patch(module, "greet", lambda original: lambda: "patched")
+                if module.__name__ == "broken_lib":
+                    raise RuntimeError("cannot hook this one")
+
+        good, broken = types.ModuleType("good_lib"), types.ModuleType("broken_lib")
+        good.greet = broken.greet = lambda: "original"
+        two = TwoLibraries()
+        assert two.install(good)
+        with pytest.raises(RuntimeError):
+            two.install(broken)
+        assert ("patched", "original") == (good.greet(), broken.greet())
+        two.uninstall()
+        assert "original" == good.greet()
+
     @pytest.mark.parametrize(("text", "version"), [("2.31.0", (2, 31, 0)), ("1.26.20rc1", (1, 26, 20)),
                                                    ("3.0.0.dev0", (3, 0, 0)), ("x", ())])
     def test_parse_version(self, text, version):

@@ -3,6 +3,7 @@ hanging exporters, exit, and fork."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import multiprocessing
 import os
@@ -11,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 
 import pytest
 
@@ -406,6 +408,20 @@ class TestLifecycle:
 
 
 class TestForkMore:
+    def test_child_forgets_half_imported_modules_of_ours(self):
+        """A fork during an import on another thread leaves no half module in the child."""
+        half = types.ModuleType("instrument.exporters.half_imported")
+        half.__spec__ = importlib.machinery.ModuleSpec(half.__name__, None)
+        half.__spec__._initializing = True
+        sys.modules[half.__name__] = half
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if half.__name__ not in sys.modules else 1)
+        finally:
+            sys.modules.pop(half.__name__, None)
+        assert 0 == os.waitpid(pid, 0)[1]
+
     def test_grandchild_exports_its_own_records_once(self, tmp_path):
         out = tmp_path / "tree.jsonl"
         instrument.configure(exporters=["jsonl"], jsonl_path=str(out), interval=3600.0)

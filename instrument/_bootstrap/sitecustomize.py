@@ -15,8 +15,10 @@ def _start() -> None:
 
         if settings.current.enabled:
             import instrument.auto
+            from instrument.integrations import _uwsgi
 
             instrument.auto.install()
+            _uwsgi.watch()  # uwsgi creates its module without an import: see _uwsgi
     except Exception as exc:
         sys.stderr.write(f"instrument: not instrumenting this process: {exc}\n")
 

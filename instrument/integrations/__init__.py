@@ -32,7 +32,7 @@ REGISTRY: dict[str, Entry] = {
     "sqlite3": Entry(("sqlite3",), "instrument.integrations.sqlite3:Sqlite3Integration"),
     "urllib3": Entry(("urllib3",), "instrument.integrations.urllib3:Urllib3Integration"),
     "wsgi": Entry(
-        ("wsgiref.simple_server", "gunicorn.app.base", "waitress", "flask", "django.core.handlers.wsgi"),
+        ("wsgiref.simple_server", "gunicorn.app.base", "waitress", "flask", "django.core.handlers.wsgi", "uwsgi"),
         "instrument.integrations.wsgi:WsgiIntegration",
     ),
 }
@@ -110,10 +110,11 @@ class Integration:
                 found,
             )
             return False
+        applied = len(self._patches)
         try:
             self.setup(module)
         except Exception:
-            self.uninstall()
+            self._undo(applied)  # this module's patches only; other trigger modules keep theirs
             raise
         self._done.add(name)
         self.installed = True
@@ -122,13 +123,17 @@ class Integration:
     def uninstall(self) -> None:
         """Put every patched attribute back as it was."""
         self._done.clear()
-        while self._patches:
+        self._undo(0)
+        self.installed = False
+
+    def _undo(self, keep: int) -> None:
+        """Restore the patches made after the first *keep*, newest first."""
+        while len(self._patches) > keep:
             owner, name, original, owned = self._patches.pop()
             if owned:
                 setattr(owner, name, original)
             else:
                 delattr(owner, name)  # it was inherited: remove our override
-        self.installed = False
 
     def patch(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
         """Replace ``owner.name`` with ``make(original)``, remembering the original."""

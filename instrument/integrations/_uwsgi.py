@@ -1,0 +1,292 @@
+"""uwsgi: what instrument needs from a server that embeds Python and forks from C.
+
+* **Forking.** uwsgi forks its workers from C, by default without CPython's fork
+  protocol (``--py-call-uwsgi-fork-hooks`` and ``--py-call-osafterfork`` add it):
+  ``os.register_at_fork`` handlers do not run, and a Python thread holding the GIL
+  or importing a module at that moment leaves the worker hung, or with a
+  half-imported module. So instrument starts no thread in the process uwsgi forks
+  from (the master, where the application is loaded before the fork): records made
+  there stay in their buffers and, as uwsgi runs no exit hook in the master, are
+  never exported (import-time work, normally). Each worker resets the pipeline
+  (``after_fork_in_child()``, unless the fork options ran it already) from uwsgi's
+  ``post_fork_hook``, chaining a hook already set (or first in ``uwsgidecorators``'
+  chain, which replaces the hook when it is imported); its collector then starts
+  with its first record. Should the hook not have run in a worker, its first new
+  series does the same (`_start_if_forked`).
+* **Finding it.** uwsgi creates its ``uwsgi`` module with ``PyImport_AddModule``
+  after start-up, not through an import, so no post-import hook sees it. `watch()`,
+  called at start-up, holds the threads back at once when the executable is uwsgi
+  and puts a finder on ``sys.meta_path``: at the first import after the module
+  appears (uwsgi importing the application, normally) it sets up the hooks here and
+  runs the post-import hooks waiting for ``uwsgi`` (the wsgi integration's, which
+  wrap the application named by ``--module``/``--wsgi``/``--mount`` when it is
+  imported), then steps aside. An application loaded with ``--wsgi-file`` is run
+  without an import: a Flask or Django app is still measured through the framework,
+  a bare callable needs `wsgi.Middleware` by hand.
+* **Threads.** Without ``--enable-threads`` (older uwsgi releases; current 2.0.x ones
+  always enable threads and keep the option as a stub) Python threads stall while a
+  worker waits for requests, so the collector and exporters cannot run: one warning.
+* **Exit.** A worker that ends normally calls ``uwsgi.atexit`` and then finalizes
+  Python (which runs ``atexit`` handlers) unless ``--skip-atexit-teardown``; the
+  pipeline is flushed from ``uwsgi.atexit`` so it does not depend on the latter. With
+  ``--skip-atexit`` a worker stopped by a signal ends with ``_exit()`` and nothing can
+  flush: one warning.
+
+All of this keeps instrument's own pipeline correct and records nothing, so it stays
+in place after ``instrument.auto.uninstall()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .. import _importhook, _log
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
+# Module state; a forked worker inherits it from the master.
+_origin: int | None = None  # pid of the process uwsgi forks from (where we first saw uwsgi)
+_hooks_installed = False  # post-fork and exit hooks are in the uwsgi module
+_held = False  # the pipeline's threads are held back (until this process is a worker)
+_reset_in: int | None = None  # pid of the worker whose pipeline was last reset
+_at_fork_ran_in: int | None = None  # pid of a worker in which os.register_at_fork handlers ran
+
+
+def running_under_uwsgi() -> bool:
+    """Whether this interpreter is embedded in the uwsgi binary."""
+    names = [sys.executable or ""]
+    try:
+        names.append(os.readlink("/proc/self/exe"))
+    except OSError:
+        pass
+    return any(os.path.basename(name).startswith("uwsgi") for name in names)
+
+
+# --- start-up: holding threads, noticing uwsgi's module ----------------------------------
+
+
+class _Watcher:
+    """On ``sys.meta_path`` until uwsgi's module exists; then announces it once."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        module = sys.modules.get("uwsgi")
+        if module is None or not hasattr(module, "opt"):
+            return None
+        _stop_watching()
+        _found(module)
+        # The hooks just run may wait for this very import (the application module).
+        finder = _importhook._finder
+        return finder.find_spec(fullname, path, target) if finder is not None else None
+
+
+_watcher: _Watcher | None = None
+
+
+def watch() -> None:
+    """At start-up: inside uwsgi, hold threads back and watch for uwsgi's module.
+
+    Cheap elsewhere (the executable's name is checked); idempotent.
+    """
+    global _watcher
+    module = sys.modules.get("uwsgi")
+    if module is not None and hasattr(module, "opt"):
+        _found(module)
+        return
+    if _watcher is not None or not running_under_uwsgi():
+        return
+    _hold_threads()
+    _watcher = _Watcher()
+    sys.meta_path.insert(0, _watcher)
+
+
+def _stop_watching() -> None:
+    global _watcher
+    watcher, _watcher = _watcher, None
+    if watcher is None:
+        return
+    try:
+        sys.meta_path.remove(watcher)
+    except ValueError:  # another importing thread removed it first
+        pass
+
+
+def _found(uwsgi: ModuleType) -> None:
+    prepare(uwsgi)
+    _importhook._notify("uwsgi", uwsgi)  # post-import hooks waiting for "uwsgi"
+
+
+# --- which application uwsgi loads ------------------------------------------------------
+
+
+def _option(uwsgi: ModuleType, name: str) -> list[str]:
+    """The values of uwsgi option *name* (``uwsgi.opt`` holds bytes, or a list when repeated)."""
+    value = getattr(uwsgi, "opt", {}).get(name)
+    values = value if isinstance(value, list) else [value]
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values if isinstance(v, (bytes, str))]
+
+
+def applications(uwsgi: ModuleType) -> list[tuple[str, str, bool]]:
+    """(module, attribute, is_factory) of each application uwsgi loads from a module.
+
+    From ``--module``/``--wsgi`` (``module``, ``module:callable`` or
+    ``module:factory()``, the callable defaulting to ``--callable`` or
+    ``application``) and ``--mount MOUNTPOINT=module:callable``.
+    """
+    default = (_option(uwsgi, "callable") or ["application"])[-1]
+    specs = _option(uwsgi, "module") + _option(uwsgi, "wsgi")
+    for mount in _option(uwsgi, "mount"):
+        spec = mount.partition("=")[2]
+        if ":" in spec and not spec.endswith((".py", ".wsgi", ".ini")):
+            specs.append(spec)
+    found = []
+    for spec in specs:
+        module, _, attribute = spec.partition(":")
+        attribute = attribute or default
+        factory = attribute.endswith("()")
+        attribute = attribute[:-2] if factory else attribute
+        if all(part.isidentifier() for part in module.split(".")) and attribute.isidentifier():
+            found.append((module, attribute, factory))
+    return found
+
+
+# --- threads, fork, exit -----------------------------------------------------------------
+
+
+def _hold_threads() -> None:
+    """Start no collector or exporter thread in this process until it is a forked worker."""
+    global _held, _origin
+    from .. import _buffers, _record
+
+    if _held:
+        return
+    if _record.collector_running:
+        _log.warn_once(
+            ("uwsgi", "thread-before-fork"),
+            "instrument: its background thread was already running when uwsgi loaded the "
+            "application, and a worker forked while it runs can hang; start uwsgi under "
+            "`instrument run`, or with --lazy-apps",
+        )
+        return
+    _held = True
+    if _origin is None:
+        _origin = os.getpid()
+    _buffers.on_first_record = _start_if_forked
+    _record.start_collector = _start_if_forked
+
+
+def _start_if_forked() -> None:
+    """Stands in for the collector's start while threads are held: starts it in a worker only.
+
+    Reached in a worker whose post-fork hook did not run (the first record of a new
+    series): the worker resets and starts here instead.
+    """
+    if os.getpid() != _origin:
+        after_fork()
+        from .._pipeline import start_collector
+
+        start_collector()
+
+
+def _release_threads() -> None:
+    global _held
+    if not _held:
+        return
+    from .. import _buffers, _pipeline, _record
+
+    _held = False
+    _buffers.on_first_record = _pipeline.start_collector
+    _record.start_collector = _pipeline.start_collector
+
+
+def _mark_at_fork() -> None:
+    global _at_fork_ran_in
+    _at_fork_ran_in = os.getpid()
+
+
+def after_fork() -> None:
+    """In a uwsgi worker: reset the pipeline once if it was forked, and let its threads run."""
+    global _reset_in
+    pid = os.getpid()
+    if pid not in (_origin, _reset_in):  # _origin: worker 1 without --master was not forked
+        _reset_in = pid
+        if _at_fork_ran_in != pid:  # else the fork options ran the pipeline's own handler
+            from .._pipeline import PIPELINE
+
+            PIPELINE.after_fork_in_child()
+    _release_threads()
+
+
+def _chain_into_decorators(decorators: ModuleType) -> None:
+    chain = getattr(decorators, "postfork_chain", None)
+    if isinstance(chain, list) and after_fork not in chain:
+        chain.insert(0, after_fork)  # first: later postfork functions may record
+
+
+def _in_order(first: Callable[[], Any] | None, second: Callable[[], Any] | None) -> Callable[[], None]:
+    """One hook calling *first* then *second* (either may be None), the second even if the first raised."""
+
+    def hook() -> None:
+        try:
+            if first is not None:
+                first()
+        finally:
+            if second is not None:
+                second()
+
+    return hook
+
+
+def _flush_at_exit() -> None:
+    from .._pipeline import PIPELINE
+
+    PIPELINE.at_exit()
+
+
+def prepare(uwsgi: Any) -> None:
+    """Hook uwsgi's fork and exit (once), check its options, hold threads in the master."""
+    global _hooks_installed, _origin
+    if _origin is None:
+        _origin = os.getpid()
+    if not _hooks_installed:
+        _hooks_installed = True
+        _install_hooks(uwsgi)
+    if getattr(uwsgi, "worker_id", lambda: 0)() == 0:  # loading the application, before the fork
+        _hold_threads()
+    else:  # found inside a worker (--lazy-apps)
+        after_fork()
+
+
+def _install_hooks(uwsgi: Any) -> None:
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_mark_at_fork)
+    decorators = sys.modules.get("uwsgidecorators")
+    if decorators is not None:
+        _chain_into_decorators(decorators)
+    else:
+        # First: later post-fork functions may record.
+        uwsgi.post_fork_hook = _in_order(after_fork, getattr(uwsgi, "post_fork_hook", None))
+        _importhook.when_imported("uwsgidecorators", _chain_into_decorators)
+    # The application's own exit hook first: it may still record.
+    uwsgi.atexit = _in_order(getattr(uwsgi, "atexit", None), _flush_at_exit)
+
+    if not getattr(uwsgi, "has_threads", True):
+        _log.warn_once(
+            ("uwsgi", "threads"),
+            "instrument: uwsgi runs without --enable-threads: Python threads stall while a worker "
+            "waits for requests, so instrument cannot aggregate or export metrics reliably; "
+            "start uwsgi with --enable-threads",
+        )
+    if getattr(uwsgi, "opt", {}).get("skip-atexit"):
+        _log.warn_once(
+            ("uwsgi", "skip-atexit"),
+            "instrument: uwsgi runs with --skip-atexit: a worker stopped by a signal exits at once "
+            "and loses the metrics recorded since its last export (up to one export interval); "
+            "drop --skip-atexit (--skip-atexit-teardown is fine) to flush them",
+        )

@@ -1,0 +1,58 @@
+"""The examples run as their docstrings say, and export what the docs promise."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+import requests
+
+from tests.integrations.wsgi_servers import Served, require_module, server_binary
+
+
+def instrument_command() -> list[str]:
+    """The ``instrument`` console script next to this Python (``python -m instrument`` without it)."""
+    script = os.path.join(os.path.dirname(sys.executable), "instrument")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "instrument"]
+
+
+class TestFlaskService:
+    def test_instrument_run_gunicorn_exports_wsgi_db_and_http_client_metrics(self, tmp_path):
+        """`instrument run -- gunicorn -w 2 examples.flask_service:app`: requests, SQL and outgoing calls measured."""
+        require_module("flask")
+        server_binary("gunicorn")
+        env = {"GUNICORN_CMD_ARGS": "--bind 127.0.0.1:{port}", "LOANS_DB": str(tmp_path / "loans.sqlite3")}
+        served = Served(tmp_path, ["gunicorn", "-w", "2", "examples.flask_service:app"], env=env,
+                        launcher=[*instrument_command(), "run", "--"], exporters=None)
+        served.env["GUNICORN_CMD_ARGS"] = served.env["GUNICORN_CMD_ARGS"].replace("{port}", str(served.port))
+        with served:
+            created = requests.post(served.url("/loans"), json={"amount": 1200}, timeout=30)
+            loan = created.json()["id"]
+            assert 200 == requests.get(served.url("/loans"), timeout=30).status_code
+            assert 200 == requests.get(served.url(f"/loans/{loan}"), timeout=30).status_code
+            quote = requests.get(served.url(f"/loans/{loan}/quote"), timeout=30)
+            assert 0 == served.stop(), served.output()
+        assert 201 == created.status_code
+        assert {"id": loan, "amount": 1200, "annual_rate": 0.049, "yearly_interest": 58.8} == quote.json()
+        assert "instrument summary" in served.output()  # the default exporters: jsonl and the summary
+
+        points = served.points()
+        routes = Counter()
+        for point in points:
+            if point["name"] == "http.server.request.duration":
+                routes[(point["tags"]["http.request.method"], point["tags"].get("http.route"))] += point["count"]
+        assert {
+            ("POST", "/loans"): 1,
+            ("GET", "/loans"): 1,
+            ("GET", "/loans/<int:loan_id>"): 1,
+            ("GET", "/loans/<int:loan_id>/quote"): 1,
+            ("GET", "/rates"): 1,  # the outgoing call, served by the other worker
+        } == routes
+        operations = {point["tags"].get("db.operation.name") for point in points
+                      if point["name"] == "db.client.operation.duration"}
+        assert {"INSERT", "SELECT"} <= operations
+        outgoing = [point for point in points if point["name"] == "http.client.request.duration"]
+        assert 1 == sum(point["count"] for point in outgoing)
+        assert {"http.request.method": "GET", "server.address": "127.0.0.1", "server.port": served.port,
+                "http.response.status_code": 200} == outgoing[0]["tags"]
