@@ -48,6 +48,18 @@ def test_third_party_exporter_through_entry_point(tmp_path, monkeypatch, exporte
     assert "mine" == instrument._pipeline.PIPELINE._workers[0].name
 
 
+def test_missing_dependency_names_the_pip_install_line(monkeypatch):
+    """An exporter whose extra is not installed fails at configuration with the command to run."""
+    monkeypatch.setitem(exporters.EXTRAS, "otlp", ("otlp", "opentelemetry_not_installed.exporter"))
+    with pytest.raises(ConfigurationError, match=r"exporter 'otlp' needs opentelemetry_not_installed.exporter: "
+                                                 r"pip install 'instrument-client\[otlp\]'"):
+        instrument.configure(exporters=["otlp"])
+    from instrument._config import from_environ
+
+    with pytest.raises(ConfigurationError, match=r"INSTRUMENT_EXPORTERS: exporter 'otlp' needs"):
+        from_environ({"INSTRUMENT_EXPORTERS": "otlp"})
+
+
 def test_exporter_that_fails_to_start_is_a_configuration_error(tmp_path):
     class Broken(exporters.Exporter):
         def __init__(self, config=None):
