@@ -186,7 +186,7 @@ class TestWaitress:
 
     def test_streaming_errors_and_content_length(self, tmp_path):
         """Streaming measured to its end, an app that raises is a 500 with error.type, Content-Length kept."""
-        with Served(tmp_path, self.command(), stop=signal.SIGINT) as server:
+        with Served(tmp_path, self.command(), stop=signal.SIGINT, repeat_stop=True) as server:
             ok = requests.get(server.url("/ok"), timeout=30)
             streamed = requests.get(server.url("/stream"), timeout=30)
             boom = requests.get(server.url("/boom"), timeout=30)
@@ -212,7 +212,7 @@ class TestWsgiref:
     def test_simple_server(self, tmp_path):
         """make_server() serves the wrapped app: counts, streaming duration and the file wrapper."""
         command = [sys.executable, "-m", "tests.integrations.wsgi_apps", "{port}"]
-        with Served(tmp_path, command, stop=signal.SIGINT) as server:
+        with Served(tmp_path, command, stop=signal.SIGINT, repeat_stop=True) as server:
             statuses = get_all(server, ["/ok"] * 5 + ["/stream", "/file", "/boom"], workers=1)
             assert 0 == server.stop(), server.output()
         assert "serving with Middleware" in server.output()
