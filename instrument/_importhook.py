@@ -25,7 +25,12 @@ from . import _log
 Hook = Callable[[ModuleType], None]
 
 _hooks: dict[str, list[Hook]] = {}
-_lock = threading.RLock()  # guards _hooks; never held while a hook or an import runs
+# Modules another thread was still importing when a hook was registered for them: the
+# import under way uses the real loader, so a short-lived thread watches them instead
+# (and the finder checks them at every import).
+_deferred: set[str] = set()
+_watching = False
+_lock = threading.RLock()  # guards _hooks and _deferred; never held while a hook or an import runs
 
 
 def _run(name: str, module: ModuleType, hooks: list[Hook]) -> None:
@@ -54,7 +59,55 @@ def when_imported(name: str, hook: Hook) -> None:
         return
     with _lock:
         _hooks.setdefault(name, []).append(hook)
+        if module is not None:
+            _deferred.add(name)
     _install_finder()
+    _check_deferred()  # the import may have completed meanwhile
+    if _deferred:
+        _watch_deferred()
+
+
+def _watch_deferred() -> None:
+    """Poll modules being imported by another thread until their import ends (rare)."""
+    global _watching
+    with _lock:
+        if _watching:
+            return
+        _watching = True
+
+    def watch() -> None:
+        global _watching
+        import time
+
+        deadline = time.monotonic() + 300.0
+        while _deferred and time.monotonic() < deadline:
+            time.sleep(0.01)
+            _check_deferred()
+        with _lock:
+            _watching = False
+
+    try:
+        threading.Thread(target=watch, name="instrument-import-watch", daemon=True).start()
+    except RuntimeError:  # interpreter shutting down
+        with _lock:
+            _watching = False
+
+
+def _check_deferred() -> None:
+    """Notify hooks of deferred modules whose import (on another thread) has completed."""
+    if not _deferred:
+        return
+    with _lock:
+        ready = []
+        for name in list(_deferred):
+            module = sys.modules.get(name)
+            if module is None:
+                _deferred.discard(name)  # the import failed; a new one goes through the finder
+            elif _fully_imported(module):
+                _deferred.discard(name)
+                ready.append((name, module, _hooks.pop(name, [])))
+    for name, module, hooks in ready:
+        _run(name, module, hooks)
 
 
 def discard(name: str, hook: Hook) -> None:
@@ -100,7 +153,9 @@ class _HookedLoader:
         if spec is not None and spec.loader is self:
             spec.loader = self._loader
         self._loader.exec_module(module)
-        _notify(self._name, sys.modules.get(self._name, module))
+        current = sys.modules.get(self._name)
+        if current is not None:  # not a private copy (module_from_spec + exec_module)
+            _notify(self._name, current)
 
 
 class _Finder:
@@ -109,6 +164,8 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        if _deferred:
+            _check_deferred()
         if fullname not in _hooks:
             return None
         for finder in sys.meta_path:

@@ -283,3 +283,39 @@ class TestInstrumentRun:
         assert 0 == result.returncode, result.stderr
         assert "fine" == result.stdout.strip()
         assert "integration 'sqlite3' failed to install; sqlite3 runs uninstrumented" in result.stderr
+
+
+class TestImportRaces:
+    def test_hook_registered_while_another_thread_imports_the_module(self, tmp_path, monkeypatch):
+        """The import under way uses the real loader; the hook still runs once it completes."""
+        import threading
+        import time
+
+        (tmp_path / "slow_import_mod.py").write_text("import time\ntime.sleep(0.3)\nVALUE = 1\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        ran = []
+        importer = threading.Thread(target=__import__, args=("slow_import_mod",))
+        importer.start()
+        time.sleep(0.1)
+        _importhook.when_imported("slow_import_mod", lambda m: ran.append(m.VALUE))
+        importer.join()
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [1] == ran
+
+    def test_a_private_copy_does_not_consume_the_hooks(self, tmp_path, monkeypatch):
+        """module_from_spec + exec_module without sys.modules: the real import still runs hooks."""
+        import importlib.util
+
+        (tmp_path / "copied_mod.py").write_text("VALUE = 2\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        ran = []
+        _importhook.when_imported("copied_mod", lambda m: ran.append(m))
+        spec = importlib.util.find_spec("copied_mod")
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        assert [] == ran
+        import copied_mod
+
+        assert [copied_mod] == ran

@@ -8,8 +8,11 @@ say). Never the path, the query string, user info, headers or bodies.
 
 Libraries are layered (requests -> urllib3 -> http.client). The outermost layer that
 performs an attempt *owns* it: it sets a context variable for the attempt's duration,
-and inner layers seeing it set record nothing. A context variable (not a
-thread-local) so that asyncio tasks sharing a thread do not see each other's attempts.
+and layers *below* it (lower `rank`) record nothing. A layer never defers to its own
+rank, so a request made re-entrantly during an attempt (a signal handler, a logging
+handler that posts, a ``__del__``) through the same library is recorded too. A
+context variable (not a thread-local) so that asyncio tasks sharing a thread do not
+see each other's attempts.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ DURATION = "http.client.request.duration"
 KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-_owner: ContextVar[object | None] = ContextVar("instrument.http_client_attempt", default=None)
+# Layer ranks: an attempt owned at one rank silences the ranks below it.
+HTTP_CLIENT, URLLIB3, CLIENT_LIBRARY = 1, 2, 3  # CLIENT_LIBRARY: requests, httpx
+
 _duration = Tagged(
     DURATION,
     TIMER,
@@ -42,21 +47,28 @@ def method_tag(method: object) -> str:
     return upper if upper in KNOWN_METHODS else "_OTHER"
 
 
+def host_tag(host: object) -> str:
+    """A host name as a tag: never user info (``user:password@host`` reaches http.client
+    from urllib.request and from ``set_tunnel``)."""
+    return str(host or "").rpartition("@")[2]
+
+
 class Attempt:
     """One attempt on the wire, owned by the layer that started it."""
 
-    __slots__ = ("_token", "done", "host", "method", "port", "start")
+    __slots__ = ("_token", "done", "host", "method", "port", "rank", "start")
 
-    def __init__(self, method: str, host: str, port: int, token: Token[object | None] | None) -> None:
+    def __init__(self, method: str, host: str, port: int, rank: int) -> None:
         self.method = method
         self.host = host
         self.port = port
-        self._token = token
+        self.rank = rank
+        self._token: Token[Attempt | None] | None = None
         self.done = False
         self.start = perf_counter_ns()
 
     def release(self) -> None:
-        """Stop owning the attempt (inner layers may record again); idempotent."""
+        """Stop owning the attempt (lower layers may record again); idempotent."""
         token, self._token = self._token, None
         if token is not None:
             try:
@@ -79,22 +91,26 @@ class Attempt:
         _duration.record((self.method, self.host, self.port, status, error), elapsed)
 
 
-def begin(method: object, host: object, port: int | str | None, *, own: bool = True) -> Attempt | None:
-    """Start an attempt unless an outer layer owns one or this thread is suppressed.
+_owner: ContextVar[Attempt | None] = ContextVar("instrument.http_client_attempt", default=None)
 
-    With *own*, inner layers skip until `Attempt.release()`.
+
+def begin(
+    method: object, host: object, port: int | str | None, *, rank: int, own: bool = True, independent: bool = False
+) -> Attempt | None:
+    """Start an attempt unless a higher layer owns one or this thread is suppressed.
+
+    With *own*, lower layers skip until `Attempt.release()`. An *independent* attempt
+    cannot be part of the owner's (it is on a connection the owner does not use).
     """
-    if _owner.get() is not None or suppressed():
+    if suppressed():
         return None
-    attempt = Attempt(method_tag(method), str(host or ""), int(port or 0), None)
+    owner = _owner.get()
+    if owner is not None and owner.rank > rank and not independent:
+        return None
+    attempt = Attempt(method_tag(method), host_tag(host), int(port or 0), rank)
     if own:
         attempt._token = _owner.set(attempt)
     return attempt
-
-
-def owned() -> bool:
-    """True while an outer layer owns the current attempt."""
-    return _owner.get() is not None
 
 
 def hostport(url: str) -> tuple[str, int]:

@@ -17,6 +17,7 @@ KEYWORDS = frozenset({
 })
 _MAIN_AFTER_WITH = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES"})
 _CACHE_LIMIT = 4096
+_CACHEABLE = 1024  # longer statements are parsed each time: the cache keeps no large texts
 _cache: dict[object, str] = {}
 
 
@@ -101,12 +102,15 @@ def _text(statement: object, depth: int = 0) -> str | None:
 
 def operation(statement: object) -> str:
     """``db.operation.name`` for *statement* (str, bytes, or psycopg/psycopg2 composed SQL)."""
-    cacheable = isinstance(statement, (str, bytes))
+    cacheable = isinstance(statement, (str, bytes)) and len(statement) <= _CACHEABLE
     if cacheable:
         found = _cache.get(statement)
         if found is not None:
             return found
-    text = _text(statement)
+    try:
+        text = _text(statement)
+    except Exception:  # an exotic statement object; the driver will judge it
+        return "OTHER"
     name = "OTHER" if text is None else _parse(text)
     if cacheable and len(_cache) < _CACHE_LIMIT:
         _cache[statement] = name

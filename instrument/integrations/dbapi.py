@@ -136,9 +136,13 @@ class _Proxy(wrapt.ObjectProxy[Any]):
         self._self_db = db
 
     def __iter__(self) -> Any:
-        return iter(self.__wrapped__)
+        iterator = iter(self.__wrapped__)
+        return self if iterator is self.__wrapped__ else iterator  # cursors are their own iterators
 
     def __copy__(self) -> Any:
+        raise TypeError(f"instrumented {type(self.__wrapped__).__name__} objects cannot be copied")
+
+    def __deepcopy__(self, memo: Any) -> Any:
         raise TypeError(f"instrumented {type(self.__wrapped__).__name__} objects cannot be copied")
 
     def __reduce_ex__(self, protocol: Any) -> Any:

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from ._http import Attempt, begin
+from ._http import HTTP_CLIENT, Attempt, begin
 
 _ATTEMPT = "_instrument_attempt"
 
@@ -27,7 +27,12 @@ def _fail(conn: Any, exc: BaseException) -> None:
 
 def _putrequest(original: Callable[..., Any]) -> Callable[..., Any]:
     def putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        attempt = begin(method, self._tunnel_host or self.host, self._tunnel_port or self.port, own=False)
+        # Only urllib3's connections carry attempts that requests/urllib3 own; a plain
+        # http.client connection (urllib.request's) is its own attempt even when made
+        # during one of theirs (from a signal or logging handler, say).
+        independent = not type(self).__module__.startswith("urllib3")
+        host, port = self._tunnel_host or self.host, self._tunnel_port or self.port
+        attempt = begin(method, host, port, rank=HTTP_CLIENT, own=False, independent=independent)
         if attempt is not None:
             self.__dict__[_ATTEMPT] = attempt
         try:

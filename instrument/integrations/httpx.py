@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from ._http import DEFAULT_PORTS, begin
+from ._http import CLIENT_LIBRARY, DEFAULT_PORTS, begin
 
 
 def _target(request: Any) -> tuple[str, int]:
@@ -23,7 +23,7 @@ def _target(request: Any) -> tuple[str, int]:
 
 def _handle(original: Callable[..., Any]) -> Callable[..., Any]:
     def handle_request(self: Any, request: Any) -> Any:
-        attempt = begin(request.method, *_target(request))
+        attempt = begin(request.method, *_target(request), rank=CLIENT_LIBRARY)
         if attempt is None:
             return original(self, request)
         try:
@@ -41,7 +41,7 @@ def _handle(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _handle_async(original: Callable[..., Any]) -> Callable[..., Any]:
     async def handle_async_request(self: Any, request: Any) -> Any:
-        attempt = begin(request.method, *_target(request))
+        attempt = begin(request.method, *_target(request), rank=CLIENT_LIBRARY)
         if attempt is None:
             return await original(self, request)
         try:

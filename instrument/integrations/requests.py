@@ -12,13 +12,19 @@ the urllib3 integration records each attempt.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
 from . import Integration
-from ._http import Attempt, begin, hostport
+from ._http import CLIENT_LIBRARY, Attempt, begin, hostport
 
 _ATTEMPT = "_instrument_attempt"
+
+# Attempts waiting for their body inside the current Session.send: finished when it
+# returns or raises, should the body not have been read by then (a response hook that
+# raises, raise_for_status among them, or one that replaces the response).
+_parked: ContextVar[list[tuple[Attempt, Any]] | None] = ContextVar("instrument.requests_parked", default=None)
 
 
 def single_attempt(retry: Any) -> bool:
@@ -41,7 +47,7 @@ def _send(original: Callable[..., Any]) -> Callable[..., Any]:
         attempt = None
         if single_attempt(getattr(self, "max_retries", None)):
             host, port = hostport(str(request.url))
-            attempt = begin(request.method, host, port)
+            attempt = begin(request.method, host, port, rank=CLIENT_LIBRARY)
         if attempt is None:
             return original(self, request, stream, *args, **kwargs)
         try:
@@ -55,7 +61,26 @@ def _send(original: Callable[..., Any]) -> Callable[..., Any]:
             attempt.finish(status=response.status_code)
         else:
             response.__dict__[_ATTEMPT] = attempt  # finished when the body has been read
+            parked = _parked.get()
+            if parked is not None:
+                parked.append((attempt, response))
         return response
+
+    return send
+
+
+def _session_send(original: Callable[..., Any]) -> Callable[..., Any]:
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        parked: list[tuple[Attempt, Any]] = []
+        token = _parked.set(parked)
+        try:
+            return original(self, request, **kwargs)
+        finally:
+            _parked.reset(token)
+            for attempt, response in parked:
+                if not attempt.done:
+                    response.__dict__.pop(_ATTEMPT, None)
+                    attempt.finish(status=response.status_code)
 
     return send
 
@@ -85,7 +110,8 @@ class RequestsIntegration(Integration):
     min_version = (2, 20)
 
     def setup(self, module: ModuleType) -> None:
-        from requests import adapters, models
+        from requests import adapters, models, sessions
 
         self.patch(adapters.HTTPAdapter, "send", _send)
+        self.patch(sessions.Session, "send", _session_send)
         self.patch(models.Response, "content", _content)

@@ -14,12 +14,12 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from ._http import DEFAULT_PORTS, begin
+from ._http import DEFAULT_PORTS, URLLIB3, begin
 
 
 def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
     def make_request(self: Any, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        attempt = begin(method, self.host, self.port or DEFAULT_PORTS.get(self.scheme, 0))
+        attempt = begin(method, self.host, self.port or DEFAULT_PORTS.get(self.scheme, 0), rank=URLLIB3)
         if attempt is None:
             return original(self, conn, method, url, *args, **kwargs)
         try:

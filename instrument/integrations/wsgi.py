@@ -44,7 +44,7 @@ from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from .. import _record
+from .. import _log, _record
 from .._metrics import GAUGE, TIMER, Series, declare_series, error_name
 from . import Integration
 from ._http import KNOWN_METHODS, method_tag
@@ -144,7 +144,9 @@ def _active(method: str, scheme: str) -> _Active:
 class _Request:
     """One request being measured: the start time, what the server was told, the tags."""
 
-    __slots__ = ("_start_response", "active", "done", "handled", "method", "route", "scheme", "start", "status")
+    __slots__ = (
+        "_start_response", "active", "done", "handled", "method", "route", "scheme", "sent", "start", "status",
+    )
 
     def __init__(self, environ: Environ, start_response: StartResponse) -> None:
         self._start_response = start_response
@@ -154,6 +156,7 @@ class _Request:
         self.status: str | None = None
         self.route: str | None = None  # set by a framework hook
         self.handled: str | None = None  # an exception the framework turned into a response
+        self.sent = False  # a chunk of the body went to the server
         self.done = False
         self.active = _active(self.method, self.scheme)
         self.active.enter()
@@ -164,7 +167,11 @@ class _Request:
         if exc_info is None:
             write = self._start_response(status, headers)
         else:
-            write = self._start_response(status, headers, exc_info)  # may re-raise: headers already sent
+            try:
+                write = self._start_response(status, headers, exc_info)
+            except BaseException:
+                self.sent = True  # the server re-raises because the headers went out already
+                raise
         self.status = status
         return write
 
@@ -179,8 +186,8 @@ class _Request:
             code = _status_code(self.status) if self.status is not None else None
             if exc is not None:
                 error: str | None = error_name(type(exc))
-                if code is None:
-                    code = 500  # what every server answers for an application that raised
+                if code is None or not self.sent:
+                    code = 500  # what servers answer when the app raised before any body went out
             elif code is not None and code >= 500:
                 error = self.handled or str(code)
             else:
@@ -245,12 +252,17 @@ class _Body:
         self._request = request
 
     def __iter__(self) -> Iterator[Any]:
+        # A for loop, not `yield from`: when the server abandons the iteration, closing
+        # this generator must not close the original too (close() below does, once).
+        request = self._request
         try:
-            yield from self._iterable
+            for chunk in self._iterable:
+                request.sent = True
+                yield chunk
         except GeneratorExit:
             raise
         except BaseException as exc:
-            self._request.finish(exc)
+            request.finish(exc)
             raise
 
     def close(self) -> None:
@@ -289,7 +301,11 @@ def serve(app: Application, environ: Environ, start_response: StartResponse) -> 
     """Call *app* for one request, measured unless an outer layer already measures it."""
     if KEY in environ or not _record.ENABLED:
         return app(environ, start_response)
-    request = _Request(environ, start_response)
+    try:
+        request = _Request(environ, start_response)
+    except Exception:  # e.g. a metric name already used by the application: serve unmeasured
+        _log.error_once("wsgi-request", "instrument: cannot measure WSGI requests", exc_info=True)
+        return app(environ, start_response)
     environ[KEY] = request
     try:
         result = app(environ, request.start_response)

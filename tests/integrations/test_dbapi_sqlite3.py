@@ -191,3 +191,34 @@ class TestGenericLayer:
         finally:
             instrument.auto.install(include=["sqlite3"])
         assert isinstance(sqlite3.connect(":memory:"), dbapi.ConnectionProxy)
+
+
+class TestReviewedEdges:
+    def test_cursor_is_its_own_iterator_like_the_real_one(self, conn):
+        cur = conn.execute("SELECT 1")
+        assert iter(cur) is cur
+
+    def test_deep_copy_is_refused_with_type_error(self, conn):
+        import copy
+
+        with pytest.raises(TypeError, match="cannot be copied"):
+            copy.deepcopy(conn)
+
+    def test_long_statements_are_not_kept_in_the_keyword_cache(self, conn):
+        """Only short statement texts are cached: literals of large statements are not kept alive."""
+        from instrument.integrations import _sql
+
+        statement = "SELECT '" + "secret" * 500 + "'"
+        conn.execute(statement)
+        assert statement not in _sql._cache
+        assert "SELECT" == _sql.operation(statement)
+
+    def test_a_statement_object_that_breaks_attribute_access(self, conn):
+        """An exotic statement object reaches the driver, which raises its own error."""
+
+        class Weird:
+            def __getattr__(self, name):
+                raise RuntimeError("no attributes here")
+
+        with pytest.raises(TypeError):
+            conn.execute(Weird())

@@ -243,3 +243,38 @@ class TestExportersOwnTraffic:
                  if p.name == METRIC and p.tags.get("server.port") == server.port]
         assert [] == posts
         assert 3 == sum(p.value for b in exported.batches for p in b.points if p.name == "own.traffic")
+
+
+class TestReviewedEdges:
+    def test_user_info_given_to_urllib_request_never_reaches_a_tag(self, server):
+        """urllib.request hands `user:password@host` to http.client; only the host is tagged."""
+        with capture() as captured:
+            with pytest.raises(urllib.error.URLError):
+                urllib.request.urlopen(f"http://alice:s3cret@127.0.0.1:{server.port}/ok", timeout=5)
+        addresses = {p.tags["server.address"] for p in captured.find(METRIC)}
+        assert addresses <= {"127.0.0.1"}
+        assert "s3cret" not in json.dumps([p.as_dict() for p in captured.points])
+
+    def test_response_hooks_that_raise_do_not_lose_the_record(self, server):
+        """A raise_for_status hook raises before requests reads the body: still recorded once."""
+        session = requests.Session()
+        session.hooks["response"].append(lambda r, *a, **k: r.raise_for_status())
+        with capture() as captured:
+            with pytest.raises(requests.exceptions.HTTPError):
+                session.get(server.url("/error"), timeout=5)
+            session.get(server.url("/ok"), timeout=5)
+        assert {("GET", 500, "500"): 1, ("GET", 200, None): 1} == recorded(captured)
+
+    def test_a_plain_connection_inside_an_owned_attempt_is_its_own_attempt(self, server):
+        """urllib.request used while requests owns an attempt (a signal or logging handler)."""
+        from instrument.integrations import _http
+
+        with capture() as captured:
+            outer = _http.begin("GET", "example.invalid", 80, rank=_http.CLIENT_LIBRARY)
+            try:
+                urllib.request.urlopen(server.url("/ok"), timeout=5).read()
+            finally:
+                outer.release()
+                outer.finish(status=200)
+        found = {(p.tags["server.address"], p.histogram.count) for p in captured.find(METRIC)}
+        assert {("example.invalid", 1), ("127.0.0.1", 1)} == found

@@ -524,3 +524,62 @@ class TestUwsgiHooks:
         with caplog.at_level(logging.WARNING, logger="instrument"):
             _uwsgi.prepare(fake_uwsgi(opt={"skip-atexit": True}))
         assert 1 == sum("--skip-atexit" in r.getMessage() for r in caplog.records)
+
+
+class TestReviewedEdges:
+    def test_abandoned_iteration_closes_the_application_once(self):
+        """A server that stops iterating early and then closes: the app's close() runs once."""
+        closed = []
+
+        class Body:
+            def __iter__(self):
+                yield b"a"
+                yield b"b"
+
+            def close(self):
+                closed.append(True)
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return Body()
+
+        with capture():
+            result = Middleware(app)(environ(), lambda *a: None)
+            iterator = iter(result)
+            next(iterator)
+            del iterator  # the server gives up (client gone); the generator is collected
+            result.close()
+        assert [True] == closed
+
+    def test_failure_before_the_first_chunk_is_a_500(self):
+        """start_response("200") then a raise before any body: servers answer 500, so do we."""
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+
+            def body():
+                raise RuntimeError("late")
+                yield b""  # pragma: no cover
+
+            return body()
+
+        with capture() as captured:
+            with pytest.raises(RuntimeError):
+                Server().serve(Middleware(app))
+        assert {(500, "RuntimeError"): 1} == requests_by(captured, "http.response.status_code", "error.type")
+
+    def test_a_metric_name_clash_serves_the_request_unmeasured(self, caplog):
+        """If the application already used our metric name for something else, requests still work."""
+        from instrument._metrics import _metrics
+
+        saved = _metrics.pop(ACTIVE, None)
+        try:
+            instrument.count(ACTIVE)  # the application's own counter of that name
+            wsgi._actives.clear()
+            assert b"hello" == Server().serve(Middleware(hello))
+            assert any("cannot measure WSGI requests" in r.getMessage() for r in caplog.records)
+        finally:
+            _metrics.pop(ACTIVE, None)
+            if saved is not None:
+                _metrics[ACTIVE] = saved
+            wsgi._actives.clear()
