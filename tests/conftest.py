@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 import instrument
@@ -17,3 +19,11 @@ def exported():
     yield exporter
     instrument.flush(5.0)
     instrument.configure(exporters=[], interval=10.0, buffer_size=262_144, max_pending=1_048_576)
+
+
+# A process started in the background by a non-interactive shell (`cmd &`, as a CI
+# runner may do) inherits SIGINT ignored, and so would every server the tests start
+# and stop with SIGINT. Python only installs its KeyboardInterrupt handler when SIGINT
+# is not ignored; install it here so children start with the default disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -83,6 +83,7 @@ class Served:
             "PYTHONPATH": os.pathsep.join(paths),
             "INSTRUMENT_JSONL_PATH": str(self.metrics),
             "INSTRUMENT_INTERVAL": "1",
+            "PYTHONFAULTHANDLER": "1",  # a server stuck at stop() dumps its threads on SIGABRT
             **(env or {}),
         }
         if exporters is not None:
@@ -142,9 +143,18 @@ class Served:
                 self.process.wait(wait)
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
+                    self._dump_threads()
                     self._kill()
                     raise AssertionError(f"server did not stop within {timeout} s:\n{self.output()}") from None
         return self.process.returncode
+
+    def _dump_threads(self) -> None:
+        """Make a stuck server print every thread's stack (faulthandler) into its log."""
+        try:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def _kill(self) -> None:
         try:
