@@ -87,6 +87,33 @@ class Batch:
         return len(self.points)
 
 
+def series_key(point: Point) -> tuple[Any, ...]:
+    """What identifies a point's series: name, kind, unit and tags (in any order)."""
+    return (point.name, point.kind, point.unit, tuple(sorted(point.tags.items(), key=lambda kv: kv[0])))
+
+
+def copy(point: Point) -> Point:
+    """A point of its own, so folding into it never changes the original."""
+    return Point(
+        point.name, point.kind, point.unit, point.tags, point.start_time, point.end_time,
+        value=point.value, histogram=point.histogram,
+    )
+
+
+def fold(seen: Point, point: Point) -> None:
+    """Add *point* into *seen* (same series): counters add up, gauges keep the later
+    value, histograms merge; the span covers both."""
+    if point.kind == "counter":
+        seen.value = (seen.value or 0) + (point.value or 0)
+    elif point.kind == "gauge":
+        if point.end_time >= seen.end_time:
+            seen.value = point.value
+    elif point.histogram is not None:
+        seen.histogram = point.histogram if seen.histogram is None else seen.histogram.merge(point.histogram)
+    seen.start_time = min(seen.start_time, point.start_time)
+    seen.end_time = max(seen.end_time, point.end_time)
+
+
 def merge(points: list[Point]) -> list[Point]:
     """Combine points of the same series over several intervals or processes.
 
@@ -95,21 +122,10 @@ def merge(points: list[Point]) -> list[Point]:
     """
     merged: dict[tuple[Any, ...], Point] = {}
     for point in points:
-        key = (point.name, point.kind, point.unit, tuple(sorted(point.tags.items(), key=lambda kv: kv[0])))
+        key = series_key(point)
         seen = merged.get(key)
         if seen is None:
-            merged[key] = Point(
-                point.name, point.kind, point.unit, point.tags, point.start_time, point.end_time,
-                value=point.value, histogram=point.histogram,
-            )
-            continue
-        if point.kind == "counter":
-            seen.value = (seen.value or 0) + (point.value or 0)
-        elif point.kind == "gauge":
-            if point.end_time >= seen.end_time:
-                seen.value = point.value
-        elif point.histogram is not None:
-            seen.histogram = point.histogram if seen.histogram is None else seen.histogram.merge(point.histogram)
-        seen.start_time = min(seen.start_time, point.start_time)
-        seen.end_time = max(seen.end_time, point.end_time)
+            merged[key] = copy(point)
+        else:
+            fold(seen, point)
     return list(merged.values())
