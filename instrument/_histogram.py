@@ -128,22 +128,41 @@ class HistogramData:
         return float(2.0 ** (2.0**-self.scale))
 
     def merge(self, other: HistogramData) -> HistogramData:
-        """The histogram of both sets of values (same scale required)."""
-        if other.scale != self.scale:
-            raise ValueError(f"cannot merge histograms of scales {self.scale} and {other.scale}")
-        positive = Counter(self.positive)
-        positive.update(other.positive)
-        negative = Counter(self.negative)
-        negative.update(other.negative)
+        """The histogram of both sets of values, at the coarser of the two scales."""
+        scale = min(self.scale, other.scale)
+        first, second = self.downscale(scale), other.downscale(scale)
+        positive = Counter(first.positive)
+        positive.update(second.positive)
+        negative = Counter(first.negative)
+        negative.update(second.negative)
         return HistogramData(
             count=self.count + other.count,
             sum=self.sum + other.sum,
             min=min(self.min, other.min),
             max=max(self.max, other.max),
-            scale=self.scale,
+            scale=scale,
             zero_count=self.zero_count + other.zero_count,
             positive=positive,
             negative=negative,
+        )
+
+    def downscale(self, scale: int) -> HistogramData:
+        """The same values in coarser buckets: each bucket at *scale* joins
+        ``2**(self.scale - scale)`` of ours (exact, since bucket bounds nest)."""
+        if scale > self.scale:
+            raise ValueError(f"cannot refine a histogram from scale {self.scale} to {scale}")
+        if scale == self.scale:
+            return self
+        shift = self.scale - scale
+        positive: Counter[int] = Counter()
+        for index, n in self.positive.items():
+            positive[index >> shift] += n
+        negative: Counter[int] = Counter()
+        for index, n in self.negative.items():
+            negative[index >> shift] += n
+        return HistogramData(
+            count=self.count, sum=self.sum, min=self.min, max=self.max, scale=scale,
+            zero_count=self.zero_count, positive=positive, negative=negative,
         )
 
     def buckets(self) -> Iterator[tuple[float, float, int]]:

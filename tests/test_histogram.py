@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -106,6 +107,23 @@ class TestMerge:
         assert (4, [1, 0, 0, 2]) == h.dense("positive")
         assert {"offset": 4, "counts": [1, 0, 0, 2]} == h.as_dict()["positive"]
 
-    def test_scales_must_match(self):
-        with pytest.raises(ValueError, match="scales"):
-            frozen([1]).merge(HistogramData(count=1, sum=1, min=1, max=1, scale=3))
+    def test_downscale_puts_each_value_where_the_coarser_scale_would(self):
+        rng = random.Random(11)
+        values = [rng.lognormvariate(0, 3) for _ in range(2000)]
+        coarse = frozen(values).downscale(3)
+        expected = Counter(math.ceil(math.log2(v) * 2**3) - 1 for v in values)
+        assert 3 == coarse.scale
+        assert expected == coarse.positive
+        assert len(values) == coarse.count
+
+    def test_downscale_cannot_refine(self):
+        with pytest.raises(ValueError, match="refine"):
+            frozen([1]).downscale(SCALE + 1)
+
+    def test_histograms_of_different_scales_merge_at_the_coarser_one(self):
+        """As OpenTelemetry does: a histogram from another producer still merges."""
+        a, b = [0.5, 1.5, 3.0], [2.0, 7.0]
+        other = frozen(b).downscale(2)
+        merged = frozen(a).merge(other)
+        assert 2 == merged.scale
+        assert frozen(a + b).downscale(2) == merged
