@@ -1,4 +1,5 @@
-"""The ``instrument`` command: ``instrument run [options] -- PROGRAM ARGS...``."""
+"""The ``instrument`` command: ``instrument run [options] -- PROGRAM ARGS...`` and
+``instrument report FILE.jsonl [--html OUT.html]``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--interval", metavar="SECONDS", help="seconds between exports")
     run.add_argument("--disable", action="append", metavar="NAME", help="an integration not to install (repeatable)")
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
+    report = commands.add_parser(
+        "report",
+        help="summarise jsonl exports: a latency table, optionally an HTML page of plots",
+        description=(
+            "Merge the lines of jsonl exports (several intervals, processes or files) into one "
+            "row per series: counters add up, gauges keep the latest value, histograms are merged "
+            "bucket by bucket, so percentiles are those of every recorded value."
+        ),
+    )
+    report.add_argument("files", nargs="+", metavar="FILE.jsonl", help="jsonl exports ('-' reads standard input)")
+    report.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page of plots")
+    report.add_argument(
+        "--metric", action="append", default=[], metavar="PATTERN",
+        help="only metrics whose name matches this glob, e.g. 'http.*' (repeatable)",
+    )
     return parser
 
 
@@ -55,6 +71,10 @@ def _run_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "report":
+        from ._report import report_main
+
+        return report_main(args.files, args.html, args.metric)
     program = list(args.program)
     if program and program[0] == "--":
         program = program[1:]

@@ -68,6 +68,82 @@ class Point:
         return data
 
 
+_KINDS = ("counter", "gauge", "histogram")
+
+
+def point_from_dict(data: Any) -> Point:
+    """The `Point` a jsonl line holds (the inverse of `Point.as_dict`).
+
+    Raises ValueError naming the first field that is missing or of the wrong type.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    name = _field(data, "name", str)
+    kind = _field(data, "kind", str)
+    if kind not in _KINDS:
+        raise ValueError(f"'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
+    unit = _field(data, "unit", str)
+    tags = _field(data, "tags", dict)
+    start_time = _number_field(data, "start_time")
+    end_time = _number_field(data, "end_time")
+    if kind != "histogram":
+        return Point(name, kind, unit, tags, start_time, end_time, value=_number_field(data, "value"))
+    buckets = _field(data, "buckets", dict)
+    histogram = HistogramData(
+        count=_count_field(data, "count"),
+        sum=_number_field(data, "sum"),
+        min=_number_field(data, "min"),
+        max=_number_field(data, "max"),
+        scale=_field(buckets, "scale", int, "buckets.scale"),
+        zero_count=_count_field(buckets, "zero_count", "buckets.zero_count"),
+        positive=_side(buckets, "positive"),
+        negative=_side(buckets, "negative"),
+    )
+    return Point(name, kind, unit, tags, start_time, end_time, histogram=histogram)
+
+
+def _field(data: dict[str, Any], key: str, kind: type, label: str | None = None) -> Any:
+    """``data[key]``, checked to be a *kind*."""
+    if key not in data:
+        raise ValueError(f"missing {label or key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{label or key!r} must be a JSON {_JSON_TYPES[kind]}, got {value!r}")
+    return value
+
+
+def _number_field(data: dict[str, Any], key: str) -> int | float:
+    if key not in data:
+        raise ValueError(f"missing {key!r}")
+    value = data[key]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{key!r} must be a JSON number, got {value!r}")
+    return value
+
+
+def _count_field(data: dict[str, Any], key: str, label: str | None = None) -> int:
+    value: int = _field(data, key, int, label)
+    if value < 0:
+        raise ValueError(f"{label or key!r} must not be negative, got {value!r}")
+    return value
+
+
+def _side(buckets: dict[str, Any], side: str) -> dict[int, int]:
+    dense = _field(buckets, side, dict, f"buckets.{side}")
+    offset = _field(dense, "offset", int, f"buckets.{side}.offset")
+    counts = _field(dense, "counts", list, f"buckets.{side}.counts")
+    sparse = {}
+    for i, n in enumerate(counts):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"'buckets.{side}.counts' must hold counts (integers >= 0), got {n!r}")
+        if n:
+            sparse[offset + i] = n
+    return sparse
+
+
+_JSON_TYPES = {str: "string", dict: "object", int: "integer", list: "array"}
+
+
 class Batch:
     """Everything aggregated over one interval (or up to a `flush()`), for one process."""
 

@@ -21,7 +21,8 @@ def _seconds(value: float) -> str:
     return f"{value * 1e9:.0f}ns"
 
 
-def _number(value: float | int | None, unit: str) -> str:
+def format_value(value: float | int | None, unit: str) -> str:
+    """*value* for people: seconds with a readable unit, whole numbers without a point."""
     if value is None:
         return "-"
     if unit == "s":
@@ -31,31 +32,35 @@ def _number(value: float | int | None, unit: str) -> str:
     return f"{value:.4g}"
 
 
-def _tags(point: Point) -> str:
+def format_tags(point: Point) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(point.tags.items()))
+
+
+HEADER = ("metric", "tags", "count", "p50", "p90", "p99", "max", "value")
+
+
+def row(point: Point) -> tuple[str, ...]:
+    """The cells of one series' row, under HEADER."""
+    histogram = point.histogram
+    if histogram is None:
+        return (point.name, format_tags(point), "", "", "", "", "", format_value(point.value, point.unit))
+    return (
+        point.name,
+        format_tags(point),
+        str(histogram.count),
+        format_value(histogram.quantile(0.5), point.unit),
+        format_value(histogram.quantile(0.9), point.unit),
+        format_value(histogram.quantile(0.99), point.unit),
+        format_value(histogram.max, point.unit),
+        "",
+    )
 
 
 def render(points: Iterable[Point], title: str) -> str:
     """The table: one row per series, sorted by metric name then tags."""
-    header = ("metric", "tags", "count", "p50", "p90", "p99", "max", "value")
-    rows = [header]
-    for point in sorted(points, key=lambda p: (p.name, _tags(p))):
-        histogram = point.histogram
-        if histogram is not None:
-            rows.append((
-                point.name,
-                _tags(point),
-                str(histogram.count),
-                _number(histogram.quantile(0.5), point.unit),
-                _number(histogram.quantile(0.9), point.unit),
-                _number(histogram.quantile(0.99), point.unit),
-                _number(histogram.max, point.unit),
-                "",
-            ))
-        else:
-            rows.append((point.name, _tags(point), "", "", "", "", "", _number(point.value, point.unit)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rows = [HEADER] + [row(point) for point in sorted(points, key=lambda p: (p.name, format_tags(p)))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = [title]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for cells in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
     return "\n".join(lines) + "\n"

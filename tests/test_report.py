@@ -1,0 +1,260 @@
+"""`instrument report FILE.jsonl [--html OUT.html]`: jsonl lines of many intervals and
+processes merged into one row per series, with percentiles of every recorded value."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+
+import pytest
+
+from instrument._histogram import HistogramState
+from instrument._model import Point, point_from_dict
+from instrument._report import Report, read
+
+
+def report(*args, cwd=None, stdin=None):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "instrument", "report", *args],
+        cwd=cwd, env=base, input=stdin, capture_output=True, text=True, timeout=60,
+    )
+
+
+def row(output, metric):
+    """The cells of *metric*'s row in the printed table."""
+    return next(line.split() for line in output.splitlines() if line.split()[:1] == [metric])
+
+
+def exact_quantile(values, q):
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def histogram(values, divisor=1.0):
+    state = HistogramState(divisor)
+    state.add_many(values)
+    return state.freeze()
+
+
+WORKER = textwrap.dedent("""
+    import sys, instrument
+    first, last = int(sys.argv[1]), int(sys.argv[2])
+    for value in range(first, last):
+        instrument.record("payload.size", value, unit="By")
+        instrument.count("jobs.done")
+        if value % 500 == 0:
+            instrument.flush()  # several intervals per process
+    instrument.gauge("queue.depth", last)
+""")
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    """The jsonl file two real processes append to, and the values they recorded."""
+    path = tmp_path / "metrics.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+    env.update(INSTRUMENT_EXPORTERS="jsonl", INSTRUMENT_JSONL_PATH=str(path))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [
+        subprocess.Popen([sys.executable, str(script), str(first), str(last)], env=env)
+        for first, last in ((1, 3001), (3001, 4001))
+    ]
+    assert [0, 0] == [w.wait(timeout=60) for w in workers]
+    return path, list(range(1, 4001))
+
+
+class TestReading:
+    @pytest.mark.parametrize(
+        "point",
+        [
+            Point("jobs", "counter", "1", {"queue": "a", "n": 3}, 10.0, 20.0, value=7),
+            Point("depth", "gauge", "1", {}, 10.0, 20.0, value=2.5),
+            Point("t", "histogram", "s", {"ok": True}, 10.0, 20.0, histogram=histogram([-2.0, 0, 0, 1e-4, 3.0, 3.0])),
+        ],
+        ids=["counter", "gauge", "histogram"],
+    )
+    def test_a_line_reads_back_as_the_point_that_wrote_it(self, point):
+        back = point_from_dict(json.loads(json.dumps(point.as_dict())))
+        assert (point.name, point.kind, point.unit, point.tags) == (back.name, back.kind, back.unit, back.tags)
+        assert (point.start_time, point.end_time, point.value) == (back.start_time, back.end_time, back.value)
+        assert point.histogram == back.histogram
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"name": 5}, "'name' must be a JSON string"),
+            ({"name": None}, "missing 'name'"),
+            ({"kind": "summary"}, "'kind' must be one of counter, gauge, histogram"),
+            ({"tags": ["a"]}, "'tags' must be a JSON object"),
+            ({"count": -1}, "'count' must not be negative"),
+            ({"sum": "12"}, "'sum' must be a JSON number"),
+            ({"buckets": {"scale": 6, "zero_count": 0, "negative": {"offset": 0, "counts": []}}},
+             "missing 'buckets.positive'"),
+            ({"buckets": {"scale": 6, "zero_count": 0, "positive": {"offset": 0, "counts": [1, -1]},
+                          "negative": {"offset": 0, "counts": []}}},
+             "'buckets.positive.counts' must hold counts"),
+        ],
+    )
+    def test_a_malformed_line_names_the_field(self, change, message):
+        data = Point("t", "histogram", "s", {}, 1.0, 2.0, histogram=histogram([1.0])).as_dict()
+        data.update(change)
+        data = {k: v for k, v in data.items() if v is not None}
+        with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+            point_from_dict(data)
+
+    def test_metric_globs_choose_what_is_kept(self, two_workers):
+        path, _ = two_workers
+        names = {p.name for p in read([str(path)], ["payload.*", "queue.*"]).points}
+        assert {"payload.size", "queue.depth"} == names
+
+
+class TestMerging:
+    def test_the_row_of_a_histogram_covers_every_interval_of_every_process(self, two_workers):
+        path, values = two_workers
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len([x for x in lines if x["name"] == "payload.size"]) >= 8, "want several intervals"
+        merged = {p.name: p for p in read([str(path)]).series()}
+        size = merged["payload.size"].histogram
+        assert len(values) == size.count
+        assert sum(values) == size.sum
+        assert (1, 4000) == (size.min, size.max)
+        for q in (0.5, 0.9, 0.99, 0.999):
+            assert math.isclose(exact_quantile(values, q), size.quantile(q), rel_tol=0.01)
+        assert len(values) == merged["jobs.done"].value
+
+    def test_the_printed_table_shows_the_merged_row(self, two_workers):
+        path, values = two_workers
+        result = report(str(path))
+        assert 0 == result.returncode, result.stderr
+        title = result.stdout.splitlines()[0]
+        assert title.startswith("instrument report: ") and str(path) in title
+        _, count, p50, _, p99, largest = row(result.stdout, "payload.size")
+        assert str(len(values)) == count
+        assert math.isclose(exact_quantile(values, 0.5), float(p50), rel_tol=0.01)
+        assert math.isclose(exact_quantile(values, 0.99), float(p99), rel_tol=0.01)
+        assert "4000" == largest
+        assert ["jobs.done", str(len(values))] == row(result.stdout, "jobs.done")
+
+    def test_the_latest_gauge_value_wins(self, tmp_path):
+        path = tmp_path / "g.jsonl"
+        late = Point("depth", "gauge", "1", {}, 20.0, 30.0, value=5)
+        early = Point("depth", "gauge", "1", {}, 10.0, 20.0, value=9)
+        path.write_text("".join(json.dumps(p.as_dict()) + "\n" for p in (late, early)))
+        assert [5] == [p.value for p in read([str(path)]).series()]
+
+    def test_several_files_and_standard_input(self, tmp_path):
+        a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+        for path, value in ((a, 3), (b, 4)):
+            path.write_text(json.dumps(Point("jobs", "counter", "1", {}, 1.0, 2.0, value=value).as_dict()) + "\n")
+        result = report(str(a), "-", stdin=b.read_text())
+        assert 0 == result.returncode, result.stderr
+        assert ["jobs", "7"] == row(result.stdout, "jobs")
+        assert "<stdin>" in result.stdout.splitlines()[0]
+
+    def test_timeline_slots_hold_whole_intervals(self):
+        """Ten 10-second intervals over 100 s: one slot each, per series, merged across processes."""
+        points = [
+            Point("jobs", "counter", "1", {}, 10.0 * i, 10.0 * (i + 1), value=i + process)
+            for i in range(10)
+            for process in (0, 100)
+        ]
+        starts, timeline = Report(points, ["x"], len(points), []).timeline()
+        assert 10 == len(starts)
+        (slots,) = timeline.values()
+        assert [2 * i + 100 for i in range(10)] == [slot.value for slot in slots]
+
+
+class TestBadInput:
+    def test_a_missing_file_is_named(self, tmp_path):
+        result = report(str(tmp_path / "nope.jsonl"))
+        assert 2 == result.returncode
+        assert "cannot read" in result.stderr and "nope.jsonl" in result.stderr
+
+    def test_a_malformed_line_is_named_by_file_and_number(self, tmp_path):
+        path = tmp_path / "bad.jsonl"
+        good = json.dumps(Point("jobs", "counter", "1", {}, 1.0, 2.0, value=1).as_dict())
+        path.write_text(f"{good}\n{{not json\n{good}\n")
+        result = report(str(path))
+        assert 2 == result.returncode
+        assert f"{path}:2: not JSON" in result.stderr
+        assert "" == result.stdout
+
+    def test_a_truncated_last_line_is_left_out_with_a_note(self, tmp_path):
+        """A process killed in the middle of a write leaves half a line at the end."""
+        path = tmp_path / "cut.jsonl"
+        good = json.dumps(Point("jobs", "counter", "1", {}, 1.0, 2.0, value=4).as_dict())
+        path.write_text(f"{good}\n{good[:20]}")
+        result = report(str(path))
+        assert 0 == result.returncode, result.stderr
+        assert ["jobs", "4"] == row(result.stdout, "jobs")
+        assert f"{path}:2: not JSON" in result.stderr and "truncated last line" in result.stderr
+
+    def test_an_empty_file_says_so(self, tmp_path):
+        path = tmp_path / "empty.jsonl"
+        path.write_text("")
+        result = report(str(path))
+        assert 0 == result.returncode
+        assert result.stdout.startswith(f"instrument report: no metrics in {path}")
+
+    def test_a_binary_file_is_not_a_jsonl_export(self, tmp_path):
+        path = tmp_path / "core"
+        path.write_bytes(b"\x7fELF\xff\xfe\x00")
+        result = report(str(path))
+        assert 2 == result.returncode
+        assert "is not a jsonl export" in result.stderr
+
+
+class Elements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+class TestHtml:
+    def test_a_page_with_the_table_and_plots_for_each_series(self, two_workers, tmp_path):
+        path, values = two_workers
+        out = tmp_path / "report.html"
+        result = report(str(path), "--html", str(out))
+        assert 0 == result.returncode, result.stderr
+        assert f"plots written to {out}" in result.stderr
+        page = Elements()
+        page.feed(out.read_text())
+        series = len(read([str(path)]).series())
+        assert series == page.tags.count("section")
+        assert series + 1 == page.tags.count("tr")  # the header, then one row per series
+        # A histogram gets a distribution and two plots over time; counters and gauges one plot.
+        histograms = sum(1 for p in read([str(path)]).series() if p.histogram is not None)
+        assert 3 * histograms + (series - histograms) == page.tags.count("svg")
+        assert "script" not in page.tags
+        assert str(len(values)) in page.text
+
+    def test_tag_values_are_escaped(self, tmp_path):
+        path = tmp_path / "m.jsonl"
+        hostile = Point("jobs", "counter", "1", {"route": "<script>alert(1)</script>"}, 1.0, 2.0, value=1)
+        path.write_text(json.dumps(hostile.as_dict()) + "\n")
+        out = tmp_path / "report.html"
+        assert 0 == report(str(path), "--html", str(out)).returncode
+        page = Elements()
+        page.feed(out.read_text())
+        assert "script" not in page.tags
+        assert any("<script>alert(1)</script>" in text for text in page.text)
+
+    def test_an_unwritable_page_is_named(self, two_workers, tmp_path):
+        path, _ = two_workers
+        result = report(str(path), "--html", str(tmp_path / "no" / "such" / "dir.html"))
+        assert 2 == result.returncode
+        assert "cannot write" in result.stderr
