@@ -568,6 +568,13 @@ def _inside_multiprocessing_worker() -> bool:
     return process is not None and getattr(process, "parent_process", lambda: None)() is not None
 
 
+def _preparing_multiprocessing_child() -> bool:
+    """True while a spawn or forkserver child (or the fork server) imports the main
+    module, before multiprocessing's bootstrap clears the exit finalizers."""
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and bool(getattr(process.current_process(), "_inheriting", False))
+
+
 def start_collector() -> None:
     PIPELINE.ensure_started()
 
@@ -579,5 +586,9 @@ if _inside_multiprocessing_worker():
     # Imported after the fork (forkserver, spawn, or a task importing late): the
     # after-fork path above never ran in this process.
     _register_multiprocessing_flush()
+elif _preparing_multiprocessing_child():
+    # Imported with the main module by a spawn or forkserver child: its bootstrap has
+    # yet to clear the finalizers (forkserver children then end with os._exit()).
+    _flush_before_multiprocessing_exit()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=PIPELINE.after_fork_in_child)

@@ -481,3 +481,30 @@ class TestForkMore:
             pool.close()
             pool.join()
         assert 50 == jsonl_total(out, "pool.tasks")
+
+    @pytest.mark.parametrize("method", ["spawn", "forkserver"])
+    def test_pool_of_a_main_module_that_imports_instrument(self, tmp_path, method):
+        """Spawn and forkserver workers import the main module, and with it instrument, before
+        multiprocessing's bootstrap clears their exit finalizers; forkserver workers end in os._exit()."""
+        out = tmp_path / "main.jsonl"
+        script = tmp_path / "main.py"
+        script.write_text(textwrap.dedent("""
+            import multiprocessing, sys
+            import instrument
+
+            def task(i):
+                instrument.count("main.pool.tasks")
+                return i
+
+            if __name__ == "__main__":
+                pool = multiprocessing.get_context(sys.argv[1]).Pool(2)
+                assert list(range(60)) == pool.map(task, range(60), chunksize=7)
+                pool.close()
+                pool.join()
+        """))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+        env.update(INSTRUMENT_EXPORTERS="jsonl", INSTRUMENT_JSONL_PATH=str(out))
+        result = subprocess.run([sys.executable, str(script), method], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert 0 == result.returncode, result.stderr
+        assert 60 == jsonl_total(out, "main.pool.tasks")
