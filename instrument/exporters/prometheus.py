@@ -48,6 +48,15 @@ process, since the address is inherited. An exporter created anew in a child for
 an address an ancestor serves (an application calling ``configure()`` in each
 worker) forwards as well.
 
+Processes started with exec inherit no Python objects, so the endpoint's process
+also names its endpoints in the environment variable ``ENDPOINTS_VARIABLE``
+(pid, abstract socket, port and host of each). An exporter created in a process
+that descends from that pid, for the same host and port, forwards there:
+multiprocessing's spawn and forkserver workers, Python subprocesses. A process
+that is not a descendant ignores the variable, however it got it. (A server that
+re-executes itself as a child, gunicorn's USR2, forwards to the old master until
+that exits, then has no endpoint: nothing takes the port over.)
+
 Wire format, child to parent: frames of a 4-byte big-endian length and a UTF-8 JSON
 object ``{"v": 1, "points": [...]}``; each point has ``name``, ``kind``, ``unit``,
 ``tags``, ``start_time``, ``end_time`` and either ``value`` or ``histogram``
@@ -112,6 +121,10 @@ _ACK = b"\x06"
 _POLL = 0.25  # seconds between checks for shutdown in the servers' loops
 
 _INERT, _ENDPOINT, _FORWARDER = "inert", "endpoint", "forwarder"
+
+# Set by an endpoint's process for the processes it starts (not a configuration option):
+# "PID,SOCKET,PORT,HOST" per endpoint, ";" between them.
+ENDPOINTS_VARIABLE = "_INSTRUMENT_PROMETHEUS_ENDPOINTS"
 
 
 class ForwardingError(ConnectionError):
@@ -466,6 +479,49 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _publish() -> None:
+    """Name this process's endpoints in the environment its new processes inherit.
+
+    Entries of ancestors stay (a grandchild started by a worker forwards to the
+    endpoint's process too); this process's entries follow its endpoints. Called
+    with `_registry_lock` held.
+    """
+    mine = os.getpid()
+    kept = [entry for entry in _read_endpoints_variable() if entry[0] != mine]
+    for endpoint in dict.fromkeys(_endpoints.values()):
+        if endpoint.forward_address is not None:
+            kept.append((mine, endpoint.forward_address, endpoint.address[1], endpoint.address[0]))
+    text = ";".join(f"{pid},{name.lstrip(chr(0))},{port},{host}" for pid, name, port, host in kept)
+    if text:
+        os.environ[ENDPOINTS_VARIABLE] = text
+    else:
+        os.environ.pop(ENDPOINTS_VARIABLE, None)
+
+
+def _read_endpoints_variable() -> list[tuple[int, str, int, str]]:
+    entries = []
+    for entry in os.environ.get(ENDPOINTS_VARIABLE, "").split(";"):
+        parts = entry.split(",", 3)
+        if len(parts) == 4 and parts[0].isdigit() and parts[2].isdigit():
+            entries.append((int(parts[0]), "\0" + parts[1], int(parts[2]), parts[3]))
+    return entries
+
+
+def _inherited_target(address: tuple[str, int]) -> tuple[str, int] | None:
+    """The endpoint an ancestor serves at *address*, found through the environment.
+
+    This is how processes started with exec (multiprocessing's spawn and forkserver
+    workers, a subprocess running Python, a re-executed server) find it. Only a
+    descendant of the endpoint's process uses an entry: a process that merely copied
+    the environment is independent, and binds (or warns) as any other.
+    """
+    mine = os.getpid()
+    for pid, name, port, host in _read_endpoints_variable():
+        if (host, port) == address and pid != mine and _descends_from(mine, pid):
+            return (name, pid)
+    return None
+
+
 # --- the exporter ---------------------------------------------------------------------
 
 
@@ -505,7 +561,7 @@ class PrometheusExporter(Exporter):
 
     def _start(self) -> None:
         with _registry_lock:
-            target = _targets.get(self.address)
+            target = _targets.get(self.address) or _inherited_target(self.address)
             if target is not None:  # an ancestor serves this address: hand it our points
                 self._target, self._role = target, _FORWARDER
                 return
@@ -519,6 +575,7 @@ class PrometheusExporter(Exporter):
                 _endpoints[endpoint.address] = endpoint
                 if self.address[1]:
                     _endpoints[self.address] = endpoint
+                _publish()
             endpoint.users += 1
         self._endpoint = endpoint
         self.address = endpoint.address
@@ -625,6 +682,7 @@ class PrometheusExporter(Exporter):
                     if last:
                         for address in [a for a, e in _endpoints.items() if e is endpoint]:
                             del _endpoints[address]
+                        _publish()
                 if last:
                     endpoint.stop()
             self._disconnect()

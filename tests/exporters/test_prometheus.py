@@ -24,7 +24,7 @@ import instrument
 from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.memory import MemoryExporter
-from instrument.exporters.prometheus import ForwardingError, PrometheusExporter, _encode_points
+from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter, _encode_points
 from instrument.testing import capture
 
 from ..helpers import counter_total, require_binary
@@ -308,8 +308,9 @@ class TestPortTaken:
         register_entry_point(tmp_path)
         out = tmp_path / "m.jsonl"
         host, port = exporter.address
+        inherited = {k: v for k, v in os.environ.items() if k != ENDPOINTS_VARIABLE}  # not started by us
         env = {
-            **os.environ,
+            **inherited,
             "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
             "INSTRUMENT_EXPORTERS": "prometheus,jsonl",
             "INSTRUMENT_PROMETHEUS_ADDRESS": f"{host}:{port}",
@@ -442,6 +443,82 @@ class TestFork:
             assert b"\x06" == good.recv(1)
         assert "3" == samples(scrape(exporter.url)[1])["prom_wire_total"]
         assert any("malformed frame" in r.getMessage() for r in caplog.records)
+
+
+EXEC_POOL = textwrap.dedent("""
+    import multiprocessing, sys, urllib.request
+    import instrument
+
+    def task(i):
+        instrument.count("prom.exec.tasks")
+        return i
+
+    if __name__ == "__main__":
+        instrument.count("prom.exec.tasks")
+        pool = multiprocessing.get_context(sys.argv[1]).Pool(2)
+        assert list(range(200)) == pool.map(task, range(200), chunksize=9)
+        pool.close()
+        pool.join()
+        instrument.flush(5.0)
+        with urllib.request.urlopen(sys.argv[2], timeout=10) as response:
+            sys.stdout.write(response.read().decode())
+""")
+
+
+class TestExecutedDescendants:
+    """Processes started by exec inherit no objects: they find the endpoint through the environment."""
+
+    @pytest.mark.parametrize("method", ["spawn", "forkserver"])
+    def test_multiprocessing_pool_workers_add_up_at_the_parent(self, tmp_path, method):
+        port = free_port()
+        script = tmp_path / "pool.py"
+        script.write_text(EXEC_POOL)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+        env.update(INSTRUMENT_EXPORTERS="prometheus", INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, str(script), method, f"http://127.0.0.1:{port}/metrics"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert 0 == result.returncode, result.stderr
+        assert "cannot listen" not in result.stderr
+        found = samples(result.stdout)
+        assert "201" == found["prom_exec_tasks_total"]
+        assert [] == [k for k in found if k.startswith("instrument_export_failures")]
+
+    def test_a_python_subprocess_forwards_to_the_parent(self, endpoint):
+        host, port = endpoint.address
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+        env.update(INSTRUMENT_EXPORTERS="prometheus", INSTRUMENT_PROMETHEUS_ADDRESS=f"{host}:{port}")
+        code = "import instrument; instrument.count('prom.subprocess', 6)"
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert (0, "") == (result.returncode, result.stderr)
+        assert "6" == samples(scrape(endpoint.url)[1])["prom_subprocess_total"]
+
+    def test_the_variable_names_this_processs_endpoints_while_they_run(self):
+        created = PrometheusExporter(address=("127.0.0.1", 0))
+        host, port = created.address
+        try:
+            entries = os.environ[ENDPOINTS_VARIABLE].split(";")
+            assert any(e.startswith(f"{os.getpid()},") and e.endswith(f",{port},{host}") for e in entries)
+        finally:
+            created.shutdown()
+        assert f",{port},{host}" not in os.environ.get(ENDPOINTS_VARIABLE, "")
+
+    def test_an_entry_of_a_process_that_is_not_an_ancestor_is_ignored(self, port_holder, monkeypatch, caplog):
+        """Copying the environment does not make a process a worker: it binds, or warns, as any other."""
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind("\0instrument-test-foreign")
+            listener.listen()
+            other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+            try:
+                monkeypatch.setenv(ENDPOINTS_VARIABLE, f"{other.pid},instrument-test-foreign,{port_holder},127.0.0.1")
+                with caplog.at_level(logging.WARNING, logger="instrument"):
+                    created = PrometheusExporter(address=("127.0.0.1", port_holder))
+            finally:
+                other.kill()
+                other.wait()
+        assert "inert" == created.role
+        assert any("cannot listen" in r.getMessage() for r in caplog.records)
 
 
 def _pool_task(i):
