@@ -51,6 +51,18 @@ class TestBuckets:
         assert (4, 18, 1, 9) == (h.count, h.sum, h.min, h.max)
         assert 4 == sum(h.positive.values())
 
+    @pytest.mark.parametrize("distinct", [40, 100_000], ids=["repeating", "spread"])
+    def test_each_value_in_its_own_bucket_whether_or_not_values_repeat(self, distinct):
+        """Nanosecond timings of a fast call repeat and are counted by value first; the buckets are the same."""
+        rng = random.Random(distinct)
+        values = [rng.randrange(300, 300 + distinct) for _ in range(20_000)]
+        state = HistogramState(1e9)
+        state.add_many(values)
+        shift = -math.log2(1e9) * 64 - 1.0  # index = ceil(log_base(v / 1e9)) - 1
+        expected = Counter(math.ceil(math.log2(v) * 64 + shift) for v in values)
+        assert expected == state.positive
+        assert (len(values), sum(values), min(values), max(values)) == (state.count, state.sum, state.min, state.max)
+
     def test_zero_and_negative(self):
         h = frozen([-4.0, -0.5, 0, 0.0, 2.0])
         assert 2 == h.zero_count
