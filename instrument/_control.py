@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _buffers, _record
-from ._config import Config, settings
+from ._config import Config, launcher_process, settings
 from ._pipeline import PIPELINE
 
 
@@ -63,5 +63,7 @@ def _start_eager_exporters(config: Config) -> None:
 
 
 _apply_limits(settings.current)
-if settings.current.exporters:
+# The `instrument` command itself (run, report) exports nothing: it must neither take
+# the Prometheus port nor append to the jsonl file it is reading.
+if settings.current.exporters and not launcher_process():
     _start_eager_exporters(settings.current)

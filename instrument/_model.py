@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._histogram import HistogramData
+from ._histogram import HistogramData, merge_all
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
 
@@ -69,6 +70,10 @@ class Point:
 
 
 _KINDS = ("counter", "gauge", "histogram")
+# OpenTelemetry's range of exponential histogram scales is [-10, 20]; at -10 the base,
+# 2**1024, is not a float.
+MIN_SCALE, MAX_SCALE = -9, 20
+LATEST_TIME = 253402300800.0  # 10000-01-01T00:00:00Z
 
 
 def point_from_dict(data: Any) -> Point:
@@ -84,20 +89,26 @@ def point_from_dict(data: Any) -> Point:
         raise ValueError(f"'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
     unit = _field(data, "unit", str)
     tags = _field(data, "tags", dict)
-    start_time = _number_field(data, "start_time")
-    end_time = _number_field(data, "end_time")
+    for key, value in tags.items():
+        if not isinstance(value, (str, int, float)):
+            raise ValueError(f"tag {key!r} must be a string, number or boolean, got {value!r}")
+    start_time = _time_field(data, "start_time")
+    end_time = _time_field(data, "end_time")
     if kind != "histogram":
         return Point(name, kind, unit, tags, start_time, end_time, value=_number_field(data, "value"))
     buckets = _field(data, "buckets", dict)
+    scale = _field(buckets, "scale", int, "buckets.scale")
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ValueError(f"'buckets.scale' must be within [{MIN_SCALE}, {MAX_SCALE}], got {scale!r}")
     histogram = HistogramData(
         count=_count_field(data, "count"),
         sum=_number_field(data, "sum"),
         min=_number_field(data, "min"),
         max=_number_field(data, "max"),
-        scale=_field(buckets, "scale", int, "buckets.scale"),
+        scale=scale,
         zero_count=_count_field(buckets, "zero_count", "buckets.zero_count"),
-        positive=_side(buckets, "positive"),
-        negative=_side(buckets, "negative"),
+        positive=_side(buckets, "positive", scale),
+        negative=_side(buckets, "negative", scale),
     )
     return Point(name, kind, unit, tags, start_time, end_time, histogram=histogram)
 
@@ -118,7 +129,20 @@ def _number_field(data: dict[str, Any], key: str) -> int | float:
     value = data[key]
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ValueError(f"{key!r} must be a JSON number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError(f"{key!r} must be a finite number, got {value!r}")
     return value
+
+
+def _time_field(data: dict[str, Any], key: str) -> float:
+    value = _number_field(data, key)
+    if not 0 <= value < LATEST_TIME:
+        raise ValueError(f"{key!r} must be Unix seconds (0 to year 9999), got {value!r}")
+    return float(value)
 
 
 def _count_field(data: dict[str, Any], key: str, label: str | None = None) -> int:
@@ -128,10 +152,14 @@ def _count_field(data: dict[str, Any], key: str, label: str | None = None) -> in
     return value
 
 
-def _side(buckets: dict[str, Any], side: str) -> dict[int, int]:
+def _side(buckets: dict[str, Any], side: str, scale: int) -> dict[int, int]:
     dense = _field(buckets, side, dict, f"buckets.{side}")
     offset = _field(dense, "offset", int, f"buckets.{side}.offset")
     counts = _field(dense, "counts", list, f"buckets.{side}.counts")
+    # Bucket bounds base**index and base**(index + 1) must be floats: below 2**1024.
+    limit = 1022 * 2**scale if scale >= 0 else (1023 >> -scale) - 1
+    if counts and not (-limit <= offset and offset + len(counts) - 1 <= limit):
+        raise ValueError(f"'buckets.{side}' reaches beyond float range at scale {scale} (offset {offset})")
     sparse = {}
     for i, n in enumerate(counts):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -176,9 +204,10 @@ def copy(point: Point) -> Point:
     )
 
 
-def fold(seen: Point, point: Point) -> None:
+def fold(seen: Point, point: Point, *, keep_start: bool = False) -> None:
     """Add *point* into *seen* (same series): counters add up, gauges keep the later
-    value, histograms merge; the span covers both."""
+    value, histograms merge; the span covers both (from *seen*'s start if *keep_start*:
+    a cumulative series' start, Prometheus' ``_created``, never moves)."""
     if point.kind == "counter":
         seen.value = (seen.value or 0) + (point.value or 0)
     elif point.kind == "gauge":
@@ -186,7 +215,12 @@ def fold(seen: Point, point: Point) -> None:
             seen.value = point.value
     elif point.histogram is not None:
         seen.histogram = point.histogram if seen.histogram is None else seen.histogram.merge(point.histogram)
-    seen.start_time = min(seen.start_time, point.start_time)
+    _widen(seen, point, keep_start)
+
+
+def _widen(seen: Point, point: Point, keep_start: bool = False) -> None:
+    if not keep_start:
+        seen.start_time = min(seen.start_time, point.start_time)
     seen.end_time = max(seen.end_time, point.end_time)
 
 
@@ -197,11 +231,19 @@ def merge(points: list[Point]) -> list[Point]:
     The result spans the earliest start to the latest end, in first-seen order.
     """
     merged: dict[tuple[Any, ...], Point] = {}
+    histograms: dict[tuple[Any, ...], list[HistogramData]] = {}
     for point in points:
         key = series_key(point)
         seen = merged.get(key)
         if seen is None:
             merged[key] = copy(point)
+            if point.histogram is not None:
+                histograms[key] = [point.histogram]
+        elif point.histogram is not None:  # merged all at once below: pairwise is quadratic
+            histograms.setdefault(key, []).append(point.histogram)
+            _widen(seen, point)
         else:
             fold(seen, point)
+    for key, found in histograms.items():
+        merged[key].histogram = merge_all(found)
     return list(merged.values())

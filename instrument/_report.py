@@ -9,6 +9,7 @@ buckets' 1 %), not an average of per-interval or per-worker p99s.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
@@ -29,15 +30,21 @@ class ReportError(Exception):
 class Report:
     """What was read: the points of every line, and where they came from."""
 
-    def __init__(self, points: list[Point], sources: list[str], lines: int, skipped: list[str]) -> None:
+    def __init__(
+        self, points: list[Point], sources: list[str], lines: int, skipped: list[str], metrics: Sequence[str] = ()
+    ) -> None:
         self.points = points
         self.sources = sources
         self.lines = lines
         self.skipped = skipped  # "FILE:LINE: reason" for each truncated last line left out
+        self.metrics = list(metrics)
+        self._series: list[Point] | None = None
 
     def series(self) -> list[Point]:
         """One point per series over the whole span, sorted by name and tags."""
-        return sorted(merge(self.points), key=_order)
+        if self._series is None:
+            self._series = sorted(merge(self.points), key=_order)
+        return self._series
 
     def span(self) -> tuple[float, float]:
         if not self.points:
@@ -49,7 +56,8 @@ class Report:
         files = ", ".join(self.sources)
         count = len(self.series())
         if not self.points:
-            return f"instrument report: no metrics in {files}"
+            matching = f" matching {', '.join(self.metrics)}" if self.metrics and self.lines else ""
+            return f"instrument report: no metrics{matching} in {files}"
         return (
             f"instrument report: {count} series from {self.lines} lines of {files}, "
             f"{_clock(start)} to {_clock(end)} UTC ({_duration(end - start)})"
@@ -70,7 +78,7 @@ class Report:
         grouped: dict[tuple[Any, ...], list[list[Point]]] = {}
         for point in self.points:
             middle = (point.start_time + point.end_time) / 2
-            index = min(count - 1, int((middle - start) / width))
+            index = min(count - 1, max(0, int((middle - start) / width)))  # clocks may step back
             grouped.setdefault(series_key(point), [[] for _ in range(count)])[index].append(point)
         timeline = {key: [merge(group)[0] if group else None for group in groups] for key, groups in grouped.items()}
         return [start + i * width for i in range(count)], timeline
@@ -86,35 +94,35 @@ def read(paths: Sequence[str], metrics: Sequence[str] = (), stdin: IO[str] | Non
     skipped: list[str] = []
     lines = 0
     for path in paths:
-        if path == "-":
-            text = (stdin or sys.stdin).read()
-            label = "<stdin>"
-        else:
-            label = path
-            try:
-                with open(path, encoding="utf-8") as file:
-                    text = file.read()
-            except OSError as exc:
-                raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
-            except UnicodeDecodeError as exc:
-                raise ReportError(f"{path} is not a jsonl export (not UTF-8 text: {exc.reason})") from None
-        numbered = text.split("\n")
-        for number, line in enumerate(numbered, 1):
-            if not line.strip():
-                continue
-            last = number == len(numbered)
-            try:
-                point = point_from_dict(json.loads(line))
-            except ValueError as exc:
-                reason = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                if last:
-                    skipped.append(f"{label}:{number}: {reason}; a truncated last line, left out")
-                    continue
-                raise ReportError(f"{label}:{number}: {reason}") from None
-            lines += 1
-            if not metrics or any(fnmatch.fnmatchcase(point.name, pattern) for pattern in metrics):
-                points.append(point)
-    return Report(points, [("<stdin>" if p == "-" else p) for p in paths], lines, skipped)
+        label = "<stdin>" if path == "-" else path
+        try:
+            with _opened(path, stdin) as file:
+                for number, line in enumerate(file, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        point = point_from_dict(json.loads(line))
+                    except ValueError as exc:
+                        reason = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                        if not line.endswith("\n"):  # only the last line can lack it
+                            skipped.append(f"{label}:{number}: {reason}; a truncated last line, left out")
+                            continue
+                        raise ReportError(f"{label}:{number}: {reason}") from None
+                    lines += 1
+                    if not metrics or any(fnmatch.fnmatchcase(point.name, pattern) for pattern in metrics):
+                        points.append(point)
+        except OSError as exc:
+            raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ReportError(f"{label} is not a jsonl export (not UTF-8 text: {exc.reason})") from None
+    return Report(points, [("<stdin>" if p == "-" else p) for p in paths], lines, skipped, metrics)
+
+
+def _opened(path: str, stdin: IO[str] | None) -> contextlib.AbstractContextManager[IO[str]]:
+    """The file to read, line by line; standard input is left open."""
+    if path == "-":
+        return contextlib.nullcontext(stdin or sys.stdin)
+    return open(path, encoding="utf-8-sig")
 
 
 def text(report: Report) -> str:
@@ -143,6 +151,8 @@ def _duration(seconds: float) -> str:
 
 def report_main(files: Iterable[str], html: str | None, metrics: Sequence[str]) -> int:
     """``instrument report``: print the table; write the HTML page when asked. Returns the exit status."""
+    _tolerant(sys.stdout)
+    _tolerant(sys.stderr)
     try:
         report = read(list(files), metrics)
     except ReportError as exc:
@@ -154,11 +164,21 @@ def report_main(files: Iterable[str], html: str | None, metrics: Sequence[str]) 
     if html is not None:
         from ._report_html import render
 
+        page = render(report)
         try:
-            with open(html, "w", encoding="utf-8") as out:
-                out.write(render(report))
+            # Tags from undecodable file names hold lone surrogates: written escaped.
+            with open(html, "w", encoding="utf-8", errors="backslashreplace") as out:
+                out.write(page)
         except OSError as exc:
             print(f"instrument report: cannot write {html}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         print(f"instrument report: plots written to {html}", file=sys.stderr)
     return 0
+
+
+def _tolerant(stream: IO[str]) -> None:
+    """Write what the stream's encoding cannot hold (lone surrogates of undecodable
+    file names in tags) as backslash escapes, instead of failing."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 
 from ._histogram import HistogramData
-from ._model import Point, series_key
+from ._model import MIN_SCALE, Point, series_key
 from ._report import Report
 from .exporters._table import HEADER, format_tags, format_value, row
 
@@ -100,7 +100,7 @@ def _figure(svg: str, caption: str) -> str:
 def _distribution(histogram: HistogramData, unit: str) -> str:
     """Bars per bucket on a logarithmic axis, downscaled to at most MAX_BARS buckets."""
     h = histogram
-    while h.positive and max(h.positive) - min(h.positive) + 1 > MAX_BARS and h.scale > -10:
+    while h.positive and max(h.positive) - min(h.positive) + 1 > MAX_BARS and h.scale > MIN_SCALE:
         h = h.downscale(h.scale - 1)
     if not h.positive:
         return _figure("<p>no values above zero</p>", "distribution")
@@ -115,31 +115,44 @@ def _distribution(histogram: HistogramData, unit: str) -> str:
     return _figure(_bar_chart(counts, labels, ""), caption)
 
 
+class _Scale:
+    """Maps values to y pixels over a range that always includes zero (values may be negative)."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.low = min(0.0, *values)
+        self.high = max(0.0, *values)
+        if self.high == self.low:
+            self.high = self.low + 1.0
+        self.height = HEIGHT - TOP - BOTTOM
+
+    def y(self, value: float) -> float:
+        return TOP + self.height * (self.high - value) / (self.high - self.low)
+
+
 def _bar_chart(values: list[float], labels: list[str], unit: str) -> str:
     if not values:
         return "<p>no data</p>"
-    top = max(values) or 1.0
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    step = plot_w / len(values)
+    scale = _Scale(values)
+    step = (WIDTH - LEFT - RIGHT) / len(values)
+    zero = scale.y(0.0)
     bars = []
     for i, value in enumerate(values):
-        h = plot_h * value / top
+        y = scale.y(value)
         x = LEFT + i * step
         bars.append(
-            f'<rect x="{x + step * 0.1:.1f}" y="{TOP + plot_h - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" '
-            f'fill="#1f77b4"><title>{escape(labels[i])}: {escape(format_value(value, unit))}</title></rect>'
+            f'<rect x="{x + step * 0.1:.1f}" y="{min(y, zero):.1f}" width="{step * 0.8:.1f}" '
+            f'height="{abs(zero - y):.1f}" fill="#1f77b4">'
+            f"<title>{escape(labels[i])}: {escape(format_value(value, unit))}</title></rect>"
         )
-    return _svg(bars, labels, top, unit)
+    return _svg(bars, labels, scale, unit)
 
 
 def _line_chart(lines: dict[str, list[float | None]], labels: list[str], unit: str) -> str:
     finite = [v for values in lines.values() for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return "<p>no data</p>"
-    top = max(finite) or 1.0
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    count = len(labels)
-    step = plot_w / max(1, count)
+    scale = _Scale(finite)
+    step = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
     shapes = []
     legend_x = LEFT + 8
     for name, values in lines.items():
@@ -151,7 +164,7 @@ def _line_chart(lines: dict[str, list[float | None]], labels: list[str], unit: s
                 runs.append(run)
                 run = []
                 continue
-            run.append(f"{LEFT + (i + 0.5) * step:.1f},{TOP + plot_h - plot_h * value / top:.1f}")
+            run.append(f"{LEFT + (i + 0.5) * step:.1f},{scale.y(value):.1f}")
         runs.append(run)
         for points in runs:
             if len(points) == 1:
@@ -162,23 +175,24 @@ def _line_chart(lines: dict[str, list[float | None]], labels: list[str], unit: s
                 shapes.append(f'<polyline points="{joined}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         shapes.append(f'<text x="{legend_x}" y="{TOP + 12}" style="fill:{colour}">{escape(name)}</text>')
         legend_x += 40
-    return _svg(shapes, labels, top, unit)
+    return _svg(shapes, labels, scale, unit)
 
 
-def _svg(shapes: list[str], labels: list[str], top: float, unit: str) -> str:
-    """Axes, a y scale from 0 to *top*, and about eight x labels."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+def _svg(shapes: list[str], labels: list[str], scale: _Scale, unit: str) -> str:
+    """Axes (the horizontal one at zero), the y range's ends, and about eight x labels."""
+    zero = scale.y(0.0)
+    bottom = TOP + scale.height
     axes = [
-        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" stroke="#888"/>',
-        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#888"/>',
-        f'<text x="{LEFT - 6}" y="{TOP + 8}" text-anchor="end">{escape(format_value(top, unit))}</text>',
-        f'<text x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">0</text>',
+        f'<line x1="{LEFT}" y1="{zero:.1f}" x2="{WIDTH - RIGHT}" y2="{zero:.1f}" stroke="#888"/>',
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}" stroke="#888"/>',
+        f'<text x="{LEFT - 6}" y="{TOP + 8}" text-anchor="end">{escape(format_value(scale.high, unit))}</text>',
+        f'<text x="{LEFT - 6}" y="{bottom}" text-anchor="end">{escape(format_value(scale.low, unit))}</text>',
     ]
-    step = plot_w / max(1, len(labels))
+    step = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
     every = max(1, math.ceil(len(labels) / 8))
     for i in range(0, len(labels), every):
         x = LEFT + (i + 0.5) * step
-        axes.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(labels[i])}</text>')
+        axes.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(labels[i])}</text>')
     body = "".join(axes + shapes)
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img">{body}</svg>'
 

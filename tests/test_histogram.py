@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instrument._histogram import BASE, SCALE, HistogramData, HistogramState
+from instrument._histogram import BASE, SCALE, HistogramData, HistogramState, merge_all
 
 
 def exact_quantile(values, q):
@@ -127,6 +127,20 @@ class TestMerge:
         assert 3 == coarse.scale
         assert expected == coarse.positive
         assert len(values) == coarse.count
+
+    def test_merge_all_equals_merging_one_by_one(self):
+        rng = random.Random(5)
+        parts = [frozen([rng.lognormvariate(0, 2) for _ in range(300)]) for _ in range(6)]
+        parts[2] = parts[2].downscale(4)
+        one_by_one = parts[0]
+        for part in parts[1:]:
+            one_by_one = one_by_one.merge(part)
+        merged = merge_all(parts)
+        assert (one_by_one.count, one_by_one.min, one_by_one.max, one_by_one.scale) == (
+            merged.count, merged.min, merged.max, merged.scale)
+        assert (one_by_one.positive, one_by_one.zero_count) == (merged.positive, merged.zero_count)
+        assert math.isclose(one_by_one.sum, merged.sum)
+        assert merge_all([]) is None
 
     def test_downscale_cannot_refine(self):
         with pytest.raises(ValueError, match="refine"):

@@ -485,7 +485,8 @@ class TestForkMore:
     @pytest.mark.parametrize("method", ["spawn", "forkserver"])
     def test_pool_of_a_main_module_that_imports_instrument(self, tmp_path, method):
         """Spawn and forkserver workers import the main module, and with it instrument, before
-        multiprocessing's bootstrap clears their exit finalizers; forkserver workers end in os._exit()."""
+        multiprocessing's bootstrap clears their exit finalizers. Spawn workers then leave through
+        sys.exit() (atexit flushes); forkserver workers through os._exit(), so only the finalizer can."""
         out = tmp_path / "main.jsonl"
         script = tmp_path / "main.py"
         script.write_text(textwrap.dedent("""

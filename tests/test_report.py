@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -100,14 +102,31 @@ class TestReading:
             ({"buckets": {"scale": 6, "zero_count": 0, "positive": {"offset": 0, "counts": [1, -1]},
                           "negative": {"offset": 0, "counts": []}}},
              "'buckets.positive.counts' must hold counts"),
+            ({"buckets": {"scale": 6, "zero_count": 0, "positive": {"offset": 70000, "counts": [1]},
+                          "negative": {"offset": 0, "counts": []}}},
+             "'buckets.positive' reaches beyond float range at scale 6"),
+            ({"buckets": {"scale": -10, "zero_count": 0, "positive": {"offset": 0, "counts": [1]},
+                          "negative": {"offset": 0, "counts": []}}},
+             "'buckets.scale' must be within [-9, 20]"),
+            ({"max": 10**400}, "'max' must be a finite number"),
+            ({"start_time": 1e20}, "'start_time' must be Unix seconds"),
+            ({"end_time": -1}, "'end_time' must be Unix seconds"),
+            ({"tags": {"route": ["a"]}}, "tag 'route' must be a string, number or boolean"),
         ],
     )
     def test_a_malformed_line_names_the_field(self, change, message):
         data = Point("t", "histogram", "s", {}, 1.0, 2.0, histogram=histogram([1.0])).as_dict()
         data.update(change)
         data = {k: v for k, v in data.items() if v is not None}
-        with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ValueError) as raised:
             point_from_dict(data)
+        assert str(raised.value).startswith(message)
+
+    def test_nan_and_infinity_are_refused(self):
+        line = json.dumps(Point("depth", "gauge", "1", {}, 1.0, 2.0, value=1).as_dict())
+        for bad in ("NaN", "Infinity", "-Infinity"):
+            with pytest.raises(ValueError, match="'value' must be a finite number"):
+                point_from_dict(json.loads(line.replace('"value": 1', f'"value": {bad}')))
 
     def test_metric_globs_choose_what_is_kept(self, two_workers):
         path, _ = two_workers
@@ -258,3 +277,58 @@ class TestHtml:
         result = report(str(path), "--html", str(tmp_path / "no" / "such" / "dir.html"))
         assert 2 == result.returncode
         assert "cannot write" in result.stderr
+
+    def test_negative_values_stay_inside_the_plots(self, tmp_path):
+        """Gauges and record() take negative values: the y range always spans zero and the values."""
+        path = tmp_path / "neg.jsonl"
+        points = [
+            Point("temperature", "gauge", "Cel", {}, 10.0 * i, 10.0 * (i + 1), value=-10 - 2 * i) for i in range(10)
+        ]
+        points += [
+            Point("offset", "histogram", "s", {}, 10.0 * i, 10.0 * (i + 1), histogram=histogram([-0.5 * (i + 1), 0.25]))
+            for i in range(10)
+        ]
+        path.write_text("".join(json.dumps(p.as_dict()) + "\n" for p in points))
+        out = tmp_path / "neg.html"
+        assert 0 == report(str(path), "--html", str(out)).returncode
+        page = out.read_text()
+        ys = [float(y) for y in re.findall(r'\b(?:y|cy|y1|y2)="(-?[0-9.]+)"', page)]
+        ys += [float(pair.split(",")[1]) for points in re.findall(r'points="([^"]+)"', page) for pair in points.split()]
+        assert ys and all(0 <= y <= 180 for y in ys), sorted(ys)[:3] + sorted(ys)[-3:]
+
+
+class TestOutput:
+    def test_undecodable_file_names_in_tags_are_written_escaped(self, tmp_path):
+        """A tag from os.fsdecode() of a Latin-1 file name holds a lone surrogate; UTF-8 cannot encode it."""
+        path = tmp_path / "s.jsonl"
+        tags = {"file": os.fsdecode(b"caf\xe9.txt")}
+        path.write_text(json.dumps(Point("opened", "counter", "1", tags, 1.0, 2.0, value=2).as_dict()) + "\n")
+        out = tmp_path / "s.html"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "instrument", "report", str(path), "--html", str(out)],
+            env={**env, "PYTHONIOENCODING": "utf-8"}, capture_output=True, text=True, timeout=60,
+        )
+        assert 0 == result.returncode, result.stderr
+        assert "file=caf\\udce9.txt" in result.stdout
+        assert "caf\\udce9.txt" in out.read_text()
+
+    def test_the_command_exports_nothing_itself(self, two_workers):
+        """With the service's INSTRUMENT_* variables set, the report neither tries the Prometheus
+        port (held here: trying would warn) nor appends to the file it reads."""
+        path, _ = two_workers
+        before = path.read_bytes()
+        with socket.create_server(("127.0.0.1", 0)) as held:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+            env.update(
+                INSTRUMENT_EXPORTERS="prometheus,jsonl",
+                INSTRUMENT_JSONL_PATH=str(path),
+                INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{held.getsockname()[1]}",
+            )
+            result = subprocess.run(
+                [sys.executable, "-m", "instrument", "report", str(path)], env=env, capture_output=True, text=True,
+                timeout=60,
+            )
+        assert 0 == result.returncode, result.stderr
+        assert "" == result.stderr
+        assert before == path.read_bytes()

@@ -37,7 +37,7 @@ class Cumulative:
         if seen is None:
             self._series[key] = copy(point)
         else:
-            fold(seen, point)
+            fold(seen, point, keep_start=True)
 
     def points(self) -> list[Point]:
         """Every series' cumulative point (copies), in first-seen order."""

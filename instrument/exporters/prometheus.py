@@ -483,8 +483,11 @@ def _publish() -> None:
     """Name this process's endpoints in the environment its new processes inherit.
 
     Entries of ancestors stay (a grandchild started by a worker forwards to the
-    endpoint's process too); this process's entries follow its endpoints. Called
-    with `_registry_lock` held.
+    endpoint's process too); this process's entries are those of its running
+    endpoints. Called with `_registry_lock` held, when an endpoint starts only: the
+    environment is not changed at shutdown, which may run on a background thread
+    while another thread reads the environment in C (getaddrinfo) without the GIL.
+    An entry left by a stopped endpoint is skipped by `_inherited_target`.
     """
     mine = os.getpid()
     kept = [entry for entry in _read_endpoints_variable() if entry[0] != mine]
@@ -517,9 +520,22 @@ def _inherited_target(address: tuple[str, int]) -> tuple[str, int] | None:
     """
     mine = os.getpid()
     for pid, name, port, host in _read_endpoints_variable():
-        if (host, port) == address and pid != mine and _descends_from(mine, pid):
+        if (host, port) == address and pid != mine and _descends_from(mine, pid) and _accepting(name):
             return (name, pid)
     return None
+
+
+def _accepting(name: str) -> bool:
+    """Whether an endpoint still listens on abstract socket *name* (it may have stopped)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(FORWARD_TIMEOUT)
+    try:
+        probe.connect(name)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 # --- the exporter ---------------------------------------------------------------------
@@ -682,7 +698,6 @@ class PrometheusExporter(Exporter):
                     if last:
                         for address in [a for a, e in _endpoints.items() if e is endpoint]:
                             del _endpoints[address]
-                        _publish()
                 if last:
                     endpoint.stop()
             self._disconnect()

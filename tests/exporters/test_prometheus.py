@@ -264,6 +264,14 @@ class TestOpenMetrics:
             "# EOF",
         ] == body.splitlines()
 
+    def test_created_stays_when_a_worker_reports_an_earlier_start(self, exporter):
+        """A series' _created is its first start: a later point starting earlier (a worker's
+        flush-shortened interval) would make OpenMetrics scrapers see a reset."""
+        exporter.export(batch(counter("om.started", 1, start=1700000100.0)))
+        exporter.export(batch(counter("om.started", 1, start=1700000050.0)))
+        found = samples(scrape(exporter.url, accept=OPENMETRICS_ACCEPT)[1])
+        assert ("2", "1700000100") == (found["om_started_total"], found["om_started_created"].rstrip("0").rstrip("."))
+
     def test_text_format_unless_openmetrics_is_preferred(self, exporter):
         """Plain scrapers, and those preferring text/plain, get the text format."""
         for accept in (None, "*/*", "text/plain;version=0.0.4", "application/openmetrics-text;q=0.1,text/plain"):
@@ -494,15 +502,22 @@ class TestExecutedDescendants:
         assert (0, "") == (result.returncode, result.stderr)
         assert "6" == samples(scrape(endpoint.url)[1])["prom_subprocess_total"]
 
-    def test_the_variable_names_this_processs_endpoints_while_they_run(self):
-        created = PrometheusExporter(address=("127.0.0.1", 0))
-        host, port = created.address
-        try:
-            entries = os.environ[ENDPOINTS_VARIABLE].split(";")
-            assert any(e.startswith(f"{os.getpid()},") and e.endswith(f",{port},{host}") for e in entries)
-        finally:
-            created.shutdown()
-        assert f",{port},{host}" not in os.environ.get(ENDPOINTS_VARIABLE, "")
+    def test_a_stopped_endpoints_entry_is_skipped(self):
+        """The variable is only written when an endpoint starts; a child finds the stopped one
+        no longer listening and serves the port itself."""
+        port = free_port()
+        created = PrometheusExporter(address=("127.0.0.1", port))
+        entries = os.environ[ENDPOINTS_VARIABLE].split(";")
+        assert any(e.startswith(f"{os.getpid()},") and e.endswith(f",{port},127.0.0.1") for e in entries)
+        created.shutdown()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+        env.update(INSTRUMENT_EXPORTERS="prometheus", INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{port}")
+        code = (
+            "from instrument._pipeline import PIPELINE; PIPELINE.ensure_exporters(); "
+            "print([w.exporter.role for w in PIPELINE._workers])"
+        )
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert (0, "['endpoint']\n") == (result.returncode, result.stdout), result.stderr
 
     def test_an_entry_of_a_process_that_is_not_an_ancestor_is_ignored(self, port_holder, monkeypatch, caplog):
         """Copying the environment does not make a process a worker: it binds, or warns, as any other."""
