@@ -7,6 +7,7 @@ import importlib.machinery
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -34,6 +35,17 @@ class Failing(Exporter):
     def export(self, batch):
         self.calls += 1
         raise ConnectionError("backend down")
+
+
+class Slow(Exporter):
+    name = "slow"
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def export(self, batch):
+        time.sleep(self.seconds)
 
 
 class Hanging(Exporter):
@@ -83,6 +95,21 @@ class TestExport:
         assert point.start_time <= point.end_time <= time.time()
         assert point.end_time >= before
 
+    def test_each_export_is_counted_and_timed_in_self_metrics(self, exported):
+        """instrument.export.batches and instrument.export.duration (seconds) per exporter;
+        an export is reported in the batch after it."""
+        slow = Slow(0.02)
+        instrument.configure(exporters=[slow, exported])
+        for _ in range(3):
+            instrument.count("pipeline.self")
+            assert instrument.flush(5.0)
+        instrument.flush(5.0)
+        assert 3 <= counter_total(exported, "instrument.export.batches", {"exporter": "slow"})
+        durations = [p.histogram for p in exported.points("instrument.export.duration") if p.tags["exporter"] == "slow"]
+        assert 3 <= sum(h.count for h in durations)
+        assert all(h.min >= 0.02 and h.max < 5 for h in durations)
+        assert "s" == exported.points("instrument.export.duration")[0].unit
+
     def test_failing_exporter_is_counted_and_does_not_affect_others(self, exported, caplog):
         failing = Failing()
         instrument.configure(exporters=[failing, exported])
@@ -100,20 +127,26 @@ class TestExport:
         hanging = Hanging()
         instrument.configure(exporters=[hanging, exported], queue_size=2)
         try:
-            instrument.count("pipeline.hanging")
+            instrument.count("pipeline.hanging", tags={"n": 0})
             start = time.monotonic()
             assert instrument.flush(0.3) is False
             assert time.monotonic() - start < 2.0
             assert 1 == counter_total(exported, "pipeline.hanging")  # the other exporter got it
-            for _ in range(5):  # queue: 1 in export, 2 waiting, the rest push out the oldest
-                instrument.count("pipeline.hanging")
+            for n in range(1, 6):  # batch 0 in export, 2 waiting: each new one pushes out the oldest
+                instrument.count("pipeline.hanging", tags={"n": n})
                 instrument.flush(0.05)
+            assert [] == hanging.exported  # still inside its first export()
         finally:
             hanging.release.set()
         assert instrument.flush(5.0)
+        received = [p.tags["n"] for b in hanging.exported for p in b.points if p.name == "pipeline.hanging"]
+        # The queue holds 2 batches: new ones push out the oldest, so 1, 2 and 3 never arrive
+        # and the latest (5) does; 4 too unless a later batch pushed it out.
+        assert 0 == received[0] and 5 == received[-1] and not {1, 2, 3} & set(received), received
+        assert len(hanging.exported) <= 1 + 2 + 1  # the one in export, the queue, the last flush
         dropped = counter_total(exported, "instrument.records.dropped",
                                 {"reason": "export_queue_full", "exporter": "hanging"})
-        assert dropped >= 1
+        assert dropped >= 3  # their records, self-metrics included
         assert 6 == counter_total(exported, "pipeline.hanging")
 
     def test_reentrant_flush_from_a_listener_returns_false(self, exported):
@@ -270,11 +303,31 @@ def _pool_task(i):
 
 @pytest.mark.parametrize("module", ["logging", "json", "inspect", "asyncio", "importlib.metadata", "dataclasses"])
 def test_import_is_light(module):
-    """`import instrument` imports nothing heavy: exporters and logging load on demand."""
+    """`import instrument` imports nothing heavy: logging and the like load on demand."""
     code = f"import sys, instrument; print({module!r} in sys.modules)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "False" == result.stdout.strip(), result.stderr
+
+
+@pytest.mark.parametrize("configured", ["", "jsonl", "statsd", "prometheus"])
+def test_only_configured_exporter_modules_are_imported(configured):
+    """Each exporter's module (and its dependency) is imported when it is configured, not before."""
+    code = (
+        "import sys, instrument; instrument.count('x'); instrument.flush(5.0); "
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('instrument.exporters.')"
+        " and not m.rsplit('.', 1)[1].startswith('_')))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+    if configured:
+        env["INSTRUMENT_EXPORTERS"] = configured
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            env["INSTRUMENT_PROMETHEUS_ADDRESS"] = f"127.0.0.1:{probe.getsockname()[1]}"
+        env["INSTRUMENT_JSONL_PATH"] = os.devnull
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert 0 == result.returncode, result.stderr
+    assert str([configured] if configured else []) == result.stdout.strip()
 
 
 class Recording(Exporter):

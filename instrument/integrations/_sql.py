@@ -27,7 +27,7 @@ def _skip_space_and_comments(text: str, i: int) -> int:
         char = text[i]
         if char.isspace() or char == ";":
             i += 1
-        elif text.startswith("--", i):
+        elif text.startswith("--", i) or char == "#":  # "#": MySQL's comment; no statement starts with it
             end = text.find("\n", i)
             i = n if end < 0 else end + 1
         elif text.startswith("/*", i):

@@ -302,6 +302,26 @@ class TestExplicitBuckets:
         assert [0, 0, 3] + [0] * 13 == list(point.bucket_counts)
 
 
+class TestOwnTraffic:
+    def test_the_exporters_posts_are_never_recorded_by_the_http_client_hooks(self, receiver, start_otlp, exported):
+        """The SDK's exporter posts with requests on our suppressed export thread: with the HTTP
+        client integrations installed, those posts never show up as client metrics."""
+        import instrument.auto
+
+        instrument.auto.install(include=["http_client", "urllib3", "requests"])
+        try:
+            start_otlp()
+            for _ in range(3):
+                instrument.count("otlp.own.traffic")
+                assert instrument.flush(5.0)
+            assert 3 <= len(receiver.wait_for(3))
+        finally:
+            instrument.auto.uninstall(["http_client", "urllib3", "requests"])
+        clients = [p for b in exported.batches for p in b.points if p.name == "http.client.request.duration"]
+        assert [] == clients
+        assert 3 == counter_total(exported, "otlp.own.traffic")
+
+
 class TestFork:
     def test_forked_child_reports_its_own_series(self, receiver):
         """After fork() a child's exporter starts its own totals and service.instance.id."""

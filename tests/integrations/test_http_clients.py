@@ -40,12 +40,15 @@ def integrations():
     instrument.auto.uninstall()
 
 
-def recorded(captured):
-    """{(method, status, error): count} over every series of the metric, checking forbidden tags."""
+def recorded(captured, server=None):
+    """{(method, status, error): count} over every series of the metric, checking forbidden tags
+    and, given the *server*, that every request names its address and port."""
     found = {}
     for point in captured.find(METRIC):
         assert set(point.tags) <= {"http.request.method", "server.address", "server.port",
                                    "http.response.status_code", "error.type"}
+        if server is not None:
+            assert ("127.0.0.1", server.port) == (point.tags["server.address"], point.tags["server.port"])
         key = (point.tags["http.request.method"], point.tags.get("http.response.status_code"),
                point.tags.get("error.type"))
         found[key] = found.get(key, 0) + point.histogram.count
@@ -84,6 +87,25 @@ class TestHttpClient:
                 conn.request("GET", "/")
         assert {("GET", None, "ConnectionRefusedError"): 1} == recorded(captured)
 
+    def test_not_found_timeout_and_slow_body(self, server):
+        """http.client's attempt ends at the response headers: a slow body is read after it."""
+        with capture() as captured:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("GET", "/notfound")
+            conn.getresponse().read()
+            conn.request("GET", "/slowbody")
+            conn.getresponse().read()
+            conn.close()
+            hanging = http.client.HTTPConnection("127.0.0.1", server.port, timeout=0.2)
+            hanging.request("GET", "/hang")
+            with pytest.raises(TimeoutError):
+                hanging.getresponse()
+            hanging.close()
+        assert {("GET", 404, "404"): 1, ("GET", 200, None): 1, ("GET", None, "TimeoutError"): 1} == recorded(
+            captured, server)
+        slow = next(p for p in captured.find(METRIC) if p.tags.get("http.response.status_code") == 200)
+        assert slow.histogram.sum < 0.3
+
     def test_unknown_method_is_other(self, server):
         with capture() as captured:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
@@ -98,10 +120,11 @@ class TestUrllib3:
         with capture() as captured:
             assert 200 == pool.request("GET", server.url("/ok")).status
             assert 404 == pool.request("POST", server.url("/notfound"), body=b"x").status
+            assert 500 == pool.request("PUT", server.url("/error"), body=b"x").status
             with pytest.raises(urllib3.exceptions.ReadTimeoutError):
                 pool.request("GET", server.url("/hang"), timeout=0.2, retries=False)
-        assert {("GET", 200, None): 1, ("POST", 404, "404"): 1,
-                ("GET", None, "urllib3.exceptions.ReadTimeoutError"): 1} == recorded(captured)
+        assert {("GET", 200, None): 1, ("POST", 404, "404"): 1, ("PUT", 500, "500"): 1,
+                ("GET", None, "urllib3.exceptions.ReadTimeoutError"): 1} == recorded(captured, server)
 
     def test_each_retry_and_redirect_is_an_attempt(self, server):
         pool = urllib3.PoolManager()
@@ -131,7 +154,9 @@ class TestRequests:
             assert 200 == requests.get(server.url("/ok"), timeout=5).status_code
             with requests.Session() as s:
                 assert 500 == s.delete(server.url("/error"), timeout=5).status_code
-        assert {("GET", 200, None): 1, ("DELETE", 500, "500"): 1} == recorded(captured)
+                assert 404 == s.head(server.url("/notfound"), timeout=5).status_code
+        assert {("GET", 200, None): 1, ("DELETE", 500, "500"): 1, ("HEAD", 404, "404"): 1} == recorded(
+            captured, server)
 
     def test_redirect_hops_each_counted(self, server):
         with capture() as captured:
@@ -183,7 +208,27 @@ class TestHttpx:
             with httpx.Client(follow_redirects=True) as client:
                 assert 200 == client.get(server.url("/redirect")).status_code
             assert 404 == asyncio.run(fetch())
-        assert {("GET", 302, None): 1, ("GET", 200, None): 1, ("GET", 404, "404"): 1} == recorded(captured)
+        assert {("GET", 302, None): 1, ("GET", 200, None): 1, ("GET", 404, "404"): 1} == recorded(captured, server)
+
+    def test_server_error_timeouts_and_slow_body(self, server):
+        """A timeout is recorded with httpx's class, sync and async; httpx's attempt ends at the headers."""
+
+        async def hang():
+            async with httpx.AsyncClient(timeout=0.2) as client:
+                await client.get(server.url("/hang"))
+
+        with capture() as captured:
+            with httpx.Client(timeout=5) as client:
+                assert 500 == client.post(server.url("/error"), content=b"x").status_code
+                assert 200 == client.get(server.url("/slowbody")).status_code
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.get(server.url("/hang"), timeout=0.2)
+            with pytest.raises(httpx.ReadTimeout):
+                asyncio.run(hang())
+        assert {("POST", 500, "500"): 1, ("GET", 200, None): 1, ("GET", None, "httpx.ReadTimeout"): 2} == recorded(
+            captured, server)
+        slow = next(p for p in captured.find(METRIC) if p.tags.get("http.response.status_code") == 200)
+        assert slow.histogram.sum < 0.3
 
     def test_connect_error(self):
         with capture() as captured:
