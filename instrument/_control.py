@@ -64,6 +64,7 @@ def _start_eager_exporters(config: Config) -> None:
 
 _apply_limits(settings.current)
 # The `instrument` command itself (run, report) exports nothing: it must neither take
-# the Prometheus port nor append to the jsonl file it is reading.
-if settings.current.exporters and not launcher_process():
+# the Prometheus port nor append to the jsonl file it is reading. Nor does a process
+# with the kill switch off (INSTRUMENT_ENABLED=false).
+if settings.current.exporters and settings.current.enabled and not launcher_process():
     _start_eager_exporters(settings.current)

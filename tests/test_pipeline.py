@@ -330,6 +330,24 @@ def test_only_configured_exporter_modules_are_imported(configured):
     assert str([configured] if configured else []) == result.stdout.strip()
 
 
+def test_the_kill_switch_starts_no_exporter_at_import():
+    """INSTRUMENT_ENABLED=false: the Prometheus endpoint, which otherwise starts at import, does not
+    (the port is held here, so trying would warn), and no instrument thread runs."""
+    code = (
+        "import threading, instrument; instrument.count('x'); "
+        "print([t.name for t in threading.enumerate() if t.name.startswith('instrument')])"
+    )
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+        env.update(
+            INSTRUMENT_ENABLED="false",
+            INSTRUMENT_EXPORTERS="prometheus",
+            INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{held.getsockname()[1]}",
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert (0, "[]", "") == (result.returncode, result.stdout.strip(), result.stderr)
+
+
 class Recording(Exporter):
     """Remembers every call, to check the pipeline's lifecycle."""
 
@@ -353,12 +371,17 @@ class TestLifecycle:
         try:
             instrument.count("lifecycle.stop")
             collector = PIPELINE._thread
+            (worker,) = PIPELINE._workers
             instrument.shutdown(0.0)
             collector.join(5)
             assert not collector.is_alive()
+            # Past its deadline, the export thread still hands over what was queued, then ends.
+            worker.thread.join(5)
+            assert not worker.thread.is_alive()
+            assert "shutdown" == exporter.events[-1]
             exported = exporter.events.count("export")
             time.sleep(0.1)
-            assert exported == exporter.events.count("export")  # nothing exported after shutdown
+            assert exported == exporter.events.count("export")  # no new batches: the collector is gone
         finally:
             instrument.configure(exporters=[], interval=10.0)
 
