@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -57,9 +58,10 @@ def test_exit_status_and_stdin_are_the_programs(app, tmp_path):
 
 
 def test_options_become_variables_that_children_inherit(tmp_path):
-    """A Python subprocess started by the program is instrumented the same way."""
+    """A Python subprocess started by the program is instrumented the same way: its sqlite3
+    calls are measured although it never imports instrument itself."""
     out = tmp_path / "both.jsonl"
-    child = "import instrument; instrument.count('cli.child')"
+    child = "import sqlite3; sqlite3.connect(':memory:').execute('SELECT 1')"
     parent = (
         "import subprocess, sys, instrument\n"
         "instrument.count('cli.parent')\n"
@@ -72,7 +74,7 @@ def test_options_become_variables_that_children_inherit(tmp_path):
     assert 0 == result.returncode, result.stderr
     assert "instrument summary" not in result.stderr  # only the exporter asked for
     names = [line["name"] for line in jsonl(out) if not line["name"].startswith("instrument.")]
-    assert ["cli.child", "cli.parent"] == sorted(names)
+    assert ["cli.parent", "db.client.operation.duration"] == sorted(names)
 
 
 def test_application_sitecustomize_runs_once_after_ours(tmp_path):
@@ -121,3 +123,39 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert 0 == result.returncode
     assert "run" in result.stdout
+
+
+def test_program_not_executable(tmp_path):
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho never\n")
+    script.chmod(0o644)
+    result = instrument_run(["--", str(script)], tmp_path)
+    assert 126 == result.returncode
+    assert f"program {str(script)!r} is not executable" in result.stderr
+    assert "never" not in result.stdout
+
+
+def test_signals_are_the_programs(tmp_path):
+    """exec, not a child: a program killed by a signal leaves the launcher's caller that status."""
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    result = instrument_run(["--", sys.executable, "-c", code], tmp_path)
+    assert -signal.SIGTERM == result.returncode
+
+
+def test_a_setup_error_leaves_the_program_and_its_sitecustomize_running(tmp_path):
+    """A child the program starts with a malformed INSTRUMENT_* variable is not instrumented:
+    one message, then its own sitecustomize and the child itself run as usual."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text("print('app sitecustomize', flush=True)\n")
+    program = (
+        "import os, subprocess, sys\n"
+        "env = dict(os.environ, INSTRUMENT_INTERVAL='soon')\n"
+        "subprocess.run([sys.executable, '-c', 'print(\\'child ran\\')'], env=env, check=True)\n"
+    )
+    result = instrument_run(["--", sys.executable, "-c", program], tmp_path, {"PYTHONPATH": str(site_dir)})
+    assert 0 == result.returncode, result.stderr
+    # The launcher and the program print the first two lines; the child the last two.
+    assert ["app sitecustomize"] * 3 + ["child ran"] == result.stdout.splitlines()
+    messages = [line for line in result.stderr.splitlines() if "not instrumenting this process" in line]
+    assert 1 == len(messages) and "INSTRUMENT_INTERVAL" in messages[0], result.stderr

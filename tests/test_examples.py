@@ -17,6 +17,25 @@ def instrument_command() -> list[str]:
     return [script] if os.path.exists(script) else [sys.executable, "-m", "instrument"]
 
 
+def test_readme_quickstart_prints_the_summary_and_writes_jsonl(tmp_path):
+    """The README's first command: `instrument run -- python examples/quickstart.py`."""
+    import json
+    import subprocess
+
+    quickstart = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "quickstart.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+    result = subprocess.run(
+        [*instrument_command(), "run", "--", sys.executable, quickstart],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert 0 == result.returncode, result.stderr
+    assert "instrument summary" in result.stderr
+    rows = {line.split()[0] for line in result.stderr.splitlines() if line[:1].isalpha()}
+    assert {"main.score_application", "payments.charge", "ledger.flush", "payments.declined"} <= rows
+    lines = [json.loads(line) for line in (tmp_path / "instrument-metrics.jsonl").read_text().splitlines()]
+    assert 200 == sum(line["count"] for line in lines if line["name"] == "main.score_application")
+
+
 class TestFlaskService:
     def test_instrument_run_gunicorn_exports_wsgi_db_and_http_client_metrics(self, tmp_path):
         """`instrument run -- gunicorn -w 2 examples.flask_service:app`: requests, SQL and outgoing calls measured."""

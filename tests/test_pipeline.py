@@ -330,6 +330,21 @@ def test_only_configured_exporter_modules_are_imported(configured):
     assert str([configured] if configured else []) == result.stdout.strip()
 
 
+def test_the_collector_thread_starts_on_the_first_record():
+    code = (
+        "import threading, instrument\n"
+        "names = lambda: sorted(t.name for t in threading.enumerate() if t.name.startswith('instrument'))\n"
+        "@instrument.timed('lazy.work')\n"
+        "def work(): pass\n"
+        "print(names())\n"
+        "work()\n"
+        "print(names())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert ["[]", "['instrument-collector']"] == result.stdout.splitlines(), result.stderr
+
+
 def test_the_kill_switch_starts_no_exporter_at_import():
     """INSTRUMENT_ENABLED=false: the Prometheus endpoint, which otherwise starts at import, does not
     (the port is held here, so trying would warn), and no instrument thread runs."""
