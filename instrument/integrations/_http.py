@@ -40,11 +40,14 @@ _duration = Tagged(
 
 
 def method_tag(method: object) -> str:
-    """The method as OpenTelemetry tags it: known methods upper-case, anything else ``_OTHER``."""
+    """The method as OpenTelemetry tags it: a known method as is, anything else ``_OTHER``.
+
+    Methods are case-sensitive (RFC 9110): ``get`` is not ``GET``, so it is ``_OTHER``.
+    """
     if isinstance(method, bytes):
         method = method.decode("ascii", "replace")
-    upper = str(method).upper()
-    return upper if upper in KNOWN_METHODS else "_OTHER"
+    text = str(method)
+    return text if text in KNOWN_METHODS else "_OTHER"
 
 
 def host_tag(host: object) -> str:

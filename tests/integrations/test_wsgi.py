@@ -81,11 +81,13 @@ class TestMiddleware:
         assert 1 == captured.histogram(DURATION, {**BASE_TAGS, "http.response.status_code": 200}).count
 
     def test_unknown_method_is_other(self):
-        """A method outside the known set is tagged _OTHER, never the raw value."""
+        """A method outside the known set is tagged _OTHER, never the raw value; methods are
+        case-sensitive, as OpenTelemetry and RFC 9110 say, so "get" is not GET."""
         with capture() as captured:
             Server().serve(Middleware(hello), environ("BREW"))
             Server().serve(Middleware(hello), environ("get"))
-        assert {("_OTHER",): 1, ("GET",): 1} == requests_by(captured, "http.request.method")
+            Server().serve(Middleware(hello), environ("GET"))
+        assert {("_OTHER",): 2, ("GET",): 1} == requests_by(captured, "http.request.method")
 
     def test_duration_ends_at_close_not_at_return(self):
         """The clock runs until the server closes the response, so a slow body is measured."""
