@@ -13,6 +13,7 @@ as JSON and make SIGTERM exit through statsd's own exit handler, which flushes: 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -129,6 +130,29 @@ class EtsyStatsd:
                 return mgmt.recv(65536).decode()
         except OSError:
             return ""
+
+    def management(self, what: str) -> dict[str, Any]:
+        """What the management port answers to ``counters``, ``gauges`` or ``timers``, as a dict:
+        numbers, or lists of the timer values it holds (statsd prints them with util.inspect,
+        which shows the first 100 values of a longer list only)."""
+        with socket.create_connection(("127.0.0.1", self.mgmt_port), timeout=5.0) as mgmt:
+            mgmt.sendall(what.encode() + b"\n")
+            answer = b""
+            while not answer.rstrip().endswith(b"END"):
+                chunk = mgmt.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        text = re.sub(r"\.\.\. \d+ more items?", "", answer.decode().rstrip().removesuffix("END"))
+        found: dict[str, Any] = {}
+        for match in re.finditer(r"(?:'([^']+)'|([A-Za-z_$][\w$.]*)): (\[[^\]]*\]|-?[\d.e+-]+)", text):
+            key = match.group(1) or match.group(2)
+            value = match.group(3)
+            if value.startswith("["):
+                found[key] = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", value)]
+            else:
+                found[key] = float(value)
+        return found
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -240,6 +240,25 @@ class TestRetries:
         for n, (earlier, later) in enumerate(itertools.pairwise(times), start=1):
             assert 0 <= later - earlier <= 0.5 * 2 ** (n - 1) + 0.3
 
+    def test_backoff_doubles_and_each_wait_is_drawn_from_zero_to_it(self, endpoint, monkeypatch):
+        """Exponential backoff with full jitter: retry n waits uniform(0, 0.5 * 2**(n-1)) seconds.
+        Taking the top of each range shows the doubling; the ranges asked for show the jitter."""
+        from instrument.exporters import http as http_exporter
+
+        asked = []
+
+        def top_of_range(low, high):
+            asked.append((low, high))
+            return high
+
+        monkeypatch.setattr(http_exporter.random, "uniform", top_of_range)
+        endpoint.answer(500).answer(500).answer(500)
+        HttpExporter(config(endpoint.url)).export(batch())
+        assert [(0.0, 0.5), (0.0, 1.0), (0.0, 2.0)] == asked
+        times = [request.at for request in endpoint.requests]
+        waits = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert [0.5, 1.0, 2.0] == pytest.approx(waits, abs=0.25)
+
     def test_gives_up_after_max_attempts(self, endpoint):
         """A backend failing every attempt gets MAX_ATTEMPTS of them, then export() raises."""
         for _ in range(MAX_ATTEMPTS + 2):
@@ -256,6 +275,29 @@ class TestRetries:
             HttpExporter(config(endpoint.url, interval=1.0)).export(batch())
         assert time.monotonic() - started < 1.0
         assert 1 == len(endpoint.requests)
+
+    def test_a_dropped_connection_is_retried(self):
+        """A server that accepts and hangs up at once (requests' ConnectionError) gets retried."""
+        accepted = []
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def hang_up():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                accepted.append(time.monotonic())
+                conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        try:
+            with pytest.raises(HttpExportError, match=r"ConnectionError"):
+                HttpExporter(config(f"http://127.0.0.1:{listener.getsockname()[1]}/ingest", interval=2.0)).export(
+                    batch())
+        finally:
+            listener.close()
+        assert 2 <= len(accepted) <= MAX_ATTEMPTS  # the first wait is at most 0.5 s of the 2 s budget
 
     def test_connection_refused_is_retried_within_the_budget(self):
         """Nothing listening: retried, and export() fails within about the export interval."""

@@ -131,9 +131,13 @@ class TestStatsdAtEtsyServer:
         for i in range(150):
             instrument.count("statsd.test.items", i + 1, tags={"shard": i})
         datagrams = settle(etsy.repeated)
+        live = etsy.management("counters")  # what the server holds now, asked on its management port
         counters = etsy.stop()["counters"]
 
-        assert 1000 == counters["statsd.test.calls"]
+        assert 1000 == live["statsd.test.calls"] == counters["statsd.test.calls"]
+        assert {f"statsd.test.items.shard_{i}": i + 1 for i in range(150)} == {
+            key: value for key, value in live.items() if key.startswith("statsd.test.items.")
+        }
         assert {f"statsd.test.items.shard_{i}": i + 1 for i in range(150)} == {
             key: value for key, value in counters.items() if key.startswith("statsd.test.items.")
         }
@@ -156,6 +160,7 @@ class TestStatsdAtEtsyServer:
             for value in seconds:
                 instrument.record("statsd.test.latency", value, unit="s")
         datagrams = settle(etsy.repeated)
+        held = etsy.management("timers")["statsd.test.handler"]  # the values, in ms, each line carried
         timers = etsy.stop()["timer_data"]
 
         latency = timers["statsd.test.latency"]
@@ -167,6 +172,7 @@ class TestStatsdAtEtsyServer:
         timed = captured.one("statsd.test.handler").histogram
         handled = timers["statsd.test.handler"]
         assert (20, timed.min * 1000, timed.max * 1000) == (handled["count"], handled["lower"], handled["upper"])
+        assert (timed.min * 1000, timed.max * 1000) == pytest.approx((min(held), max(held)))
         assert len(lines_of(datagrams, "statsd.test.latency:")) < 30  # many values per line
 
     def test_negative_gauges_are_set_not_subtracted(self, etsy, export_to):
