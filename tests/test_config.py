@@ -37,6 +37,33 @@ class TestEnvironment:
             "exit_timeout": 0.0,
         } == from_environ(env)
 
+    def test_exporter_options_from_the_environment(self):
+        env = {
+            "INSTRUMENT_PROMETHEUS_ADDRESS": "0.0.0.0:9100",
+            "INSTRUMENT_STATSD_ADDRESS": "[::1]:8126",
+            "INSTRUMENT_STATSD_MAX_DATAGRAM": "512",
+            "INSTRUMENT_HTTP_URL": "https://ingest.example/v1",
+            "INSTRUMENT_HTTP_HEADERS": "x-api-key=abc==,x-team=pay",
+            "INSTRUMENT_HTTP_TIMEOUT": "3",
+        }
+        assert {
+            "prometheus_address": ("0.0.0.0", 9100),
+            "statsd_address": ("::1", 8126),
+            "statsd_max_datagram": 512,
+            "http_url": "https://ingest.example/v1",
+            "http_headers": (("x-api-key", "abc=="), ("x-team", "pay")),
+            "http_timeout": 3.0,
+        } == from_environ(env)
+
+    def test_defaults(self):
+        """Listeners and targets on loopback; the documented sizes and times."""
+        defaults = Settings({}).current
+        assert ("127.0.0.1", 9464) == defaults.prometheus_address
+        assert ("127.0.0.1", 8125) == defaults.statsd_address
+        assert 1432 == defaults.statsd_max_datagram
+        assert (10.0, 2000, 5.0) == (defaults.interval, defaults.cardinality_limit, defaults.exit_timeout)
+        assert (True, (), "./instrument-metrics.jsonl") == (defaults.enabled, defaults.exporters, defaults.jsonl_path)
+
     def test_empty_values_mean_unset(self):
         assert {} == from_environ({"INSTRUMENT_INTERVAL": "", "INSTRUMENT_EXPORTERS": " "})
 

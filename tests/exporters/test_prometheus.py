@@ -396,6 +396,16 @@ class TestFork:
             pool.join()
         assert "300" == samples(scrape(endpoint.url)[1])["prom_pool_tasks_total"]
 
+    def test_workers_reach_the_endpoint_through_no_file(self, endpoint):
+        """The forwarding socket lives in Linux's abstract namespace: no path on disk, nothing
+        left behind (prometheus_client's multiprocess mode leaves a file per worker pid)."""
+        address = endpoint._endpoint.forward_address
+        assert address.startswith("\0")
+        with open("/proc/net/unix") as table:
+            paths = [line.split()[-1] for line in table.read().splitlines()[1:] if len(line.split()) >= 8]
+        assert "@" + address[1:] in paths
+        assert not any("instrument" in path for path in paths if path.startswith("/"))
+
     def test_child_neither_serves_nor_keeps_the_port(self, endpoint):
         """A child holds no listening socket: once the parent stops, the port is free and forwarding fails fast."""
         read_end, write_end = os.pipe()
