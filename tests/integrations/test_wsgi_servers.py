@@ -17,6 +17,7 @@ from .wsgi_servers import (
     ACTIVE,
     Served,
     extremes,
+    free_port,
     requests_by_tags,
     require_module,
     server_binary,
@@ -160,6 +161,32 @@ class TestUwsgi:
         # Recorded in the master before the fork: not exported by every worker again. The master
         # runs no instrument thread (forking would be unsafe) and no exit hook: not at all.
         assert 0 == sum(point["value"] for point in points if point["name"] == "tests.wsgi_apps.imported")
+
+    def test_one_prometheus_endpoint_sums_recycled_workers(self, tmp_path, site):
+        """INSTRUMENT_EXPORTERS=prometheus: the master serves the endpoint, uwsgi's forked and
+        recycled workers forward to it, and one scrape shows exactly the requests sent."""
+        sent = 40
+        port = free_port()
+        command = uwsgi("--processes", "2", "--enable-threads", "--max-requests", "9", "--min-worker-lifetime", "0",
+                        "--module", PLAIN)
+        env = {"INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{port}", "INSTRUMENT_INTERVAL": "0.2"}
+        with Served(tmp_path, command, stop=signal.SIGINT, pythonpath=[site], env=env,
+                    exporters="prometheus") as server:
+            assert [200] * sent == get_all(server, ["/slow"] * sent)
+            wait_for_respawns(server)
+            deadline = time.monotonic() + 15
+            while True:
+                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                            if line.startswith("http_server_request_duration_seconds_count"))
+                if total >= sent or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            failures = [line for line in body.splitlines() if line.startswith("instrument_export_failures")]
+            assert 0 == server.stop(), server.output()
+        assert "Respawned uWSGI worker" in server.output()
+        assert sent == total, body
+        assert [] == [line for line in failures if not line.endswith(" 0")]
 
     def test_flask_app_routes(self, tmp_path):
         """A Flask app under uwsgi is found through Flask itself, with its route templates."""
