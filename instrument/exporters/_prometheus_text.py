@@ -146,12 +146,12 @@ def _le(exponent: int) -> str:
     return f"{mantissa}e+{len(whole) - 1:02d}"
 
 
-def _boundary_exponents(unit: str) -> range:
+def boundary_exponents(unit: str) -> range:
     """The exponents k of the ``le`` boundaries 2**k of a histogram in *unit*."""
     return BOUNDARY_EXPONENTS.get(unit, DEFAULT_BOUNDARY_EXPONENTS)
 
 
-def _cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
+def cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
     """For each 2**k (k ascending), the number of recorded values <= 2**k.
 
     Exact: at scale >= 0, 2**k is the upper bound of positive bucket ``k * 2**scale - 1``
@@ -257,9 +257,9 @@ def _sample(name: str, labels: str, value: str) -> str:
 def _histogram_lines(out: list[str], family: str, labels: str, point: Point, openmetrics: bool) -> None:
     histogram = point.histogram
     assert histogram is not None
-    exponents = _boundary_exponents(point.unit)
+    exponents = boundary_exponents(point.unit)
     prefix = labels + "," if labels else ""
-    for exponent, count in zip(exponents, _cumulative_buckets(histogram, exponents), strict=True):
+    for exponent, count in zip(exponents, cumulative_buckets(histogram, exponents), strict=True):
         out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
     out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
     out.append(_sample(family + "_count", labels, str(histogram.count)))

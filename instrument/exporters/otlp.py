@@ -14,8 +14,9 @@ compression, certificates). This module reads the ones that shape the data:
   histograms, which ``lowmemory`` makes delta too, so it equals ``delta`` here.
 - ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``:
   ``base2_exponential_bucket_histogram`` (our default: our own buckets, exact) or
-  ``explicit_bucket_histogram`` (OpenTelemetry's default boundaries; the counts are
-  derived from our exponential buckets, see `explicit_counts`).
+  ``explicit_bucket_histogram`` (powers of two chosen by unit, the ``le`` boundaries
+  of the Prometheus endpoint: each is a boundary of our buckets, so counts are exact;
+  see `explicit_bounds`).
 - ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``: through ``Resource.create()``.
 
 Gauges are reported at every export with their last value, as the SDK does for a
@@ -33,6 +34,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -60,11 +62,12 @@ from .._histogram import HistogramData
 from .._model import Batch, Point
 from . import Exporter, MissingDependency
 from ._cumulative import Cumulative
+from ._prometheus_text import boundary_exponents, cumulative_buckets
 
 if TYPE_CHECKING:
     from .._config import Config
 
-__all__ = ["DEFAULT_BOUNDARIES", "MAX_BUCKETS", "OtlpExportError", "OtlpExporter", "OtlpSettings"]
+__all__ = ["MAX_BUCKETS", "OtlpExportError", "OtlpExporter", "OtlpSettings", "explicit_bounds"]
 
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 TEMPORALITY_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
@@ -73,9 +76,6 @@ AGGREGATION_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION
 # OpenTelemetry's default maximum number of buckets per side of an exponential histogram.
 MAX_BUCKETS = 160
 
-# OpenTelemetry's default explicit bucket boundaries, in the instrument's unit.
-DEFAULT_BOUNDARIES = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
-                      10000.0)
 
 _GRPC_PACKAGE = "opentelemetry-exporter-otlp-proto-grpc"
 _NANOSECONDS = 1_000_000_000
@@ -297,19 +297,32 @@ def downscale(histogram: HistogramData, max_buckets: int = MAX_BUCKETS) -> tuple
     return histogram.scale - shift, _dense(histogram.positive, shift), _dense(histogram.negative, shift)
 
 
-def explicit_counts(histogram: HistogramData, boundaries: Sequence[float] = DEFAULT_BOUNDARIES) -> list[int]:
-    """Counts per explicit bucket ``(boundaries[i-1], boundaries[i]]``, from the exponential buckets.
+def explicit_bounds(unit: str) -> list[float]:
+    """The explicit bucket boundaries of a histogram in *unit*: powers of two.
 
-    An approximation: each exponential bucket is counted whole in the explicit bucket
-    holding its geometric middle, clamped to the histogram's min and max. A value
-    within one exponential bucket (1.1 % at scale 6) of a boundary can land in the
-    neighbouring explicit bucket; histograms of one distinct value are exact.
+    OpenTelemetry's default boundaries (0, 5, 10, ... 10000) suit milliseconds, not
+    seconds, and fall inside our exponential buckets. Powers of two are boundaries of
+    those buckets at every scale >= 0, so the counts below them are exact; they are
+    the ``le`` values of the Prometheus endpoint (2**-17 s to 2**6 s for seconds).
     """
-    counts = [0] * (len(boundaries) + 1)
+    return [2.0**k for k in boundary_exponents(unit)]
+
+
+def explicit_counts(histogram: HistogramData, unit: str) -> list[int]:
+    """Counts per explicit bucket ``(bounds[i-1], bounds[i]]`` of `explicit_bounds`, exact.
+
+    A histogram of a negative scale (merged from a coarser producer) has buckets that
+    straddle powers of two: each is then counted where its geometric middle falls.
+    """
+    exponents = boundary_exponents(unit)
+    if histogram.scale >= 0:
+        below = cumulative_buckets(histogram, exponents)
+        return [below[0], *(b - a for a, b in pairwise(below)), histogram.count - below[-1]]
+    bounds = explicit_bounds(unit)
+    counts = [0] * (len(bounds) + 1)
     for lower, upper, n in histogram.buckets():
         middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-        middle = min(max(middle, histogram.min), histogram.max)
-        counts[bisect_left(boundaries, middle)] += n
+        counts[bisect_left(bounds, min(max(middle, histogram.min), histogram.max))] += n
     return counts
 
 
@@ -338,8 +351,8 @@ def _explicit_point(point: Point, histogram: HistogramData, time_ns: int) -> His
         time_unix_nano=time_ns,
         count=histogram.count,
         sum=histogram.sum,
-        bucket_counts=explicit_counts(histogram),
-        explicit_bounds=list(DEFAULT_BOUNDARIES),
+        bucket_counts=explicit_counts(histogram, point.unit),
+        explicit_bounds=explicit_bounds(point.unit),
         min=histogram.min,
         max=histogram.max,
     )

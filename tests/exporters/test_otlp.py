@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import socket
@@ -14,9 +15,10 @@ import pytest
 
 import instrument
 from instrument._config import ConfigurationError, settings
+from instrument._histogram import HistogramState
 from instrument._model import Batch, Point
 from instrument.exporters import MissingDependency
-from instrument.exporters.otlp import DEFAULT_BOUNDARIES, MAX_BUCKETS, OtlpExporter, OtlpExportError
+from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_bounds, explicit_counts
 
 from ..helpers import IN_CI, counter_total
 from .otlp_receiver import GrpcOtlpReceiver, OtlpReceiver, Received, attributes, metrics_by_name
@@ -271,35 +273,44 @@ class TestExponentialBuckets:
 
 
 class TestExplicitBuckets:
-    def test_explicit_bucket_histogram(self, receiver, start_otlp, otel_env):
-        """explicit_bucket_histogram sends OpenTelemetry's default boundaries with counts from our buckets."""
+    def test_explicit_bucket_histogram_has_exact_counts_at_power_of_two_bounds(self, receiver, start_otlp, otel_env):
+        """explicit_bucket_histogram: boundaries are powers of two chosen by unit (the Prometheus
+        endpoint's le values), which are boundaries of our buckets too, so every count is exact,
+        values on a boundary included."""
         otel_env.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "explicit_bucket_histogram")
         start_otlp()
-        for value in (0, 3, 7, 7, 60, 20000):
+        values = [0, 3, 7, 7, 8, 8.000001, 64, 65, 2**40]  # 8 and 64 sit on boundaries
+        for value in values:
             instrument.record("otlp.explicit", value, tags={"k": "v"})
+        seconds = [0.0009, 0.001, 0.0625, 0.0626, 0.3, 100.0]  # 2**-4 s = 0.0625 is a boundary
+        for value in seconds:
+            instrument.record("otlp.explicit.seconds", value, unit="s")
         assert instrument.flush(5.0)
 
-        metric = ours(receiver.wait_for(1)[0])["otlp.explicit"]
+        metrics = ours(receiver.wait_for(1)[0])
+        metric = metrics["otlp.explicit"]
         assert ("histogram", CUMULATIVE) == (metric.WhichOneof("data"), metric.histogram.aggregation_temporality)
+        for name, unit_values in (("otlp.explicit", values), ("otlp.explicit.seconds", seconds)):
+            (point,) = metrics[name].histogram.data_points
+            bounds = list(point.explicit_bounds)
+            assert bounds == explicit_bounds("s" if name.endswith("seconds") else "")
+            expected = [0] * (len(bounds) + 1)
+            for value in unit_values:  # OpenTelemetry's buckets: (bounds[i-1], bounds[i]]
+                expected[bisect.bisect_left(bounds, value)] += 1
+            assert expected == list(point.bucket_counts), name
         (point,) = metric.histogram.data_points
-        assert list(DEFAULT_BOUNDARIES) == list(point.explicit_bounds)
-        #          <=0 (0,5] (5,10] (10,25] (25,50] (50,75] ... (7500,10000] >10000
-        expected = [1, 1, 2, 0, 0, 1] + [0] * 9 + [1]
-        assert expected == list(point.bucket_counts)
-        assert ({"k": "v"}, 6, 20077, 0, 20000) == (
+        assert ({"k": "v"}, len(values), sum(values), 0, 2**40) == (
             attributes(point.attributes), point.count, point.sum, point.min, point.max,
         )
+        assert [2.0**k for k in range(-17, 7)] == explicit_bounds("s")
 
-    def test_one_value_on_a_boundary_is_exact(self, receiver, start_otlp, otel_env):
-        """A histogram of one distinct value counts it in the right bucket, even on a boundary."""
-        otel_env.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "explicit_bucket_histogram")
-        start_otlp()
-        for _ in range(3):
-            instrument.record("otlp.boundary", 10)
-        assert instrument.flush(5.0)
-
-        (point,) = ours(receiver.wait_for(1)[0])["otlp.boundary"].histogram.data_points
-        assert [0, 0, 3] + [0] * 13 == list(point.bucket_counts)
+    def test_a_coarser_histogram_is_counted_by_bucket_middles(self):
+        """Below scale 0 a bucket straddles powers of two: it is counted where its middle falls."""
+        state = HistogramState()
+        state.add_many([0.3, 3.0, 30.0, 300.0])
+        coarse = state.freeze().downscale(-1)
+        counts = explicit_counts(coarse, "")
+        assert 4 == sum(counts) and len(explicit_bounds("")) + 1 == len(counts)
 
 
 class TestOwnTraffic:
