@@ -81,7 +81,10 @@ class Aggregator:
                 series.changed = False
                 value = series.value
                 if value is not UNSET:
-                    points.append(Point(metric.name, "gauge", metric.unit, dict(series.tags), start, end, value=value))
+                    points.append(Point(
+                        metric.name, "gauge", metric.unit, dict(series.tags), start, end, value=value,
+                        additive=metric.additive,
+                    ))
         batch = Batch(seq, start, end, points, self._records)
         self._counters = {}
         self._histograms = {}

@@ -55,12 +55,15 @@ class Series:
 class Metric:
     """A declared metric: its kind, its unit and its series, bounded in number."""
 
-    __slots__ = ("_errors", "kind", "name", "overflow", "series", "unit")
+    __slots__ = ("_errors", "additive", "kind", "name", "overflow", "series", "unit")
 
     def __init__(self, name: str, kind: str, unit: str) -> None:
         self.name = name
         self.kind = kind
         self.unit = unit
+        # A gauge whose value is this process's share of a total (requests in progress):
+        # an endpoint serving several processes sums the shares of the live ones.
+        self.additive = False
         self.series: dict[Tags, Series] = {}
         self.overflow: Series | None = None
         self._errors: dict[tuple[Tags, type], Series] = {}

@@ -19,7 +19,7 @@ class Point:
     holds count, sum, min, max and buckets, in ``unit``; timers use seconds).
     """
 
-    __slots__ = ("end_time", "histogram", "kind", "name", "start_time", "tags", "unit", "value")
+    __slots__ = ("additive", "end_time", "histogram", "kind", "name", "start_time", "tags", "unit", "value")
 
     def __init__(
         self,
@@ -31,6 +31,7 @@ class Point:
         end_time: float,
         value: int | float | None = None,
         histogram: HistogramData | None = None,
+        additive: bool = False,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -40,6 +41,7 @@ class Point:
         self.end_time = end_time
         self.value = value
         self.histogram = histogram
+        self.additive = additive  # a gauge that is this process's share of a total
 
     def __repr__(self) -> str:
         shown = self.histogram if self.kind == "histogram" else self.value
@@ -200,7 +202,7 @@ def copy(point: Point) -> Point:
     """A point of its own, so folding into it never changes the original."""
     return Point(
         point.name, point.kind, point.unit, point.tags, point.start_time, point.end_time,
-        value=point.value, histogram=point.histogram,
+        value=point.value, histogram=point.histogram, additive=point.additive,
     )
 
 

@@ -42,7 +42,8 @@ never `shutdown()`, which would cut the parent's sockets too, and never the serv
 threads' shutdown, which would wait for threads the child does not have). The same
 object then forwards: ``export()`` sends the child's delta points to the parent over
 a connection to the abstract socket, and the parent folds them into the same
-state. So one endpoint serves the sum over all workers, past and present; nothing
+state (an additive gauge, such as ``http.server.active_requests``, per worker pid:
+the endpoint serves the sum over the live ones; see `Cumulative`). So one endpoint serves the sum over all workers, past and present; nothing
 is written to disk and there is one port. A grandchild forwards to the same
 process, since the address is inherited. An exporter created anew in a child for
 an address an ancestor serves (an application calling ``configure()`` in each
@@ -145,6 +146,8 @@ def _encode_points(points: list[Point]) -> bytes:
         histogram = point.histogram
         if histogram is None:
             item["value"] = point.value
+            if point.additive:
+                item["additive"] = True
         else:
             item["histogram"] = {
                 "count": histogram.count, "sum": histogram.sum, "min": histogram.min, "max": histogram.max,
@@ -180,6 +183,7 @@ def _decode_points(payload: bytes) -> list[Point]:
             points.append(Point(
                 str(item["name"]), kind, str(item["unit"]), tags, float(item["start_time"]),
                 float(item["end_time"]), value=item.get("value"), histogram=histogram,
+                additive=item.get("additive") is True,
             ))
         return points
     except (AttributeError, KeyError, TypeError, UnicodeDecodeError) as exc:
@@ -234,13 +238,21 @@ def _descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
-def _peer_trusted(conn: socket.socket) -> bool:
-    """Peers of this user or root, or descendants of this process (workers may change user)."""
+def _peer(conn: socket.socket) -> tuple[int, int] | None:
+    """``(pid, uid)`` of the process at the other end of a Unix socket, if the system says."""
     try:
         size = struct.calcsize("3i")
         pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size))
     except (AttributeError, OSError, struct.error):
+        return None
+    return pid, uid
+
+
+def _peer_trusted(peer: tuple[int, int] | None) -> bool:
+    """Peers of this user or root, or descendants of this process (workers may change user)."""
+    if peer is None:
         return False
+    pid, uid = peer
     return uid in (os.geteuid(), 0) or _descends_from(pid, os.getpid())
 
 
@@ -338,7 +350,8 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         suppress_thread()
         conn: socket.socket = self.request
-        if not _peer_trusted(conn):
+        peer = _peer(conn)
+        if not _peer_trusted(peer):
             _log.warn_once(
                 "prometheus-untrusted-peer",
                 "instrument: the Prometheus endpoint refused metrics from a process of another user",
@@ -353,7 +366,7 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
                 payload = _recv_exactly(conn, length)
                 if payload is None:
                     return
-                cumulative.add_points(_decode_points(payload))
+                cumulative.add_points(_decode_points(payload), source=peer[0] if peer else None)
                 conn.sendall(_ACK)
         except (EOFError, ConnectionError):
             return  # the worker exited mid-frame: what it had not fully sent is not counted

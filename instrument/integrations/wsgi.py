@@ -137,6 +137,7 @@ def _active(method: str, scheme: str) -> _Active:
     found = _actives.get(key)
     if found is None:
         series = declare_series(ACTIVE, GAUGE, {"http.request.method": method, "url.scheme": scheme}, "{request}")
+        series.metric.additive = True  # each worker's count is its share of the service's
         found = _actives.setdefault(key, _Active(series))
     return found
 

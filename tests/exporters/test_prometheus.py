@@ -396,6 +396,42 @@ class TestFork:
             pool.join()
         assert "300" == samples(scrape(endpoint.url)[1])["prom_pool_tasks_total"]
 
+    def test_requests_in_progress_are_summed_over_the_live_workers(self, endpoint):
+        """http.server.active_requests is each worker's share: the endpoint shows the sum over the
+        processes still running, and a worker that exits (or is killed mid-request) stops counting."""
+        from instrument.integrations.wsgi import _active
+
+        active = _active("GET", "http")
+        series = 'http_server_active_requests{http_request_method="GET",url_scheme="http"}'
+        active.enter()  # the endpoint's own process: 1
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        children = []
+        for busy in (2, 3):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for _ in range(busy - 1):  # the parent's request is inherited: busy in all
+                        active.enter()
+                    code = 0 if instrument.flush(5.0) else 2
+                    os.write(ready_w, b"x")
+                    os.read(go_r, 1)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        try:
+            assert b"xx" == os.read(ready_r, 1) + os.read(ready_r, 1)
+            instrument.flush(5.0)
+            assert "6" == samples(scrape(endpoint.url)[1])[series]
+        finally:
+            os.write(go_w, b"xx")
+            assert [0, 0] == [os.waitpid(pid, 0)[1] for pid in children]
+        assert "1" == samples(scrape(endpoint.url)[1])[series]
+        active.leave()
+        instrument.flush(5.0)
+        assert "0" == samples(scrape(endpoint.url)[1])[series]
+
     def test_workers_reach_the_endpoint_through_no_file(self, endpoint):
         """The forwarding socket lives in Linux's abstract namespace: no path on disk, nothing
         left behind (prometheus_client's multiprocess mode leaves a file per worker pid)."""
