@@ -60,7 +60,8 @@ that exits, then has no endpoint: nothing takes the port over.)
 
 Wire format, child to parent: frames of a 4-byte big-endian length and a UTF-8 JSON
 object ``{"v": 1, "points": [...]}``; each point has ``name``, ``kind``, ``unit``,
-``tags``, ``start_time``, ``end_time`` and either ``value`` or ``histogram``
+``tags``, ``start_time``, ``end_time`` and either ``value`` (with ``additive``
+true for a gauge that is the worker's share of a total) or ``histogram``
 (``count``, ``sum``, ``min``, ``max``, ``scale``, ``zero_count`` and the raw sparse
 buckets ``positive`` / ``negative`` as ``[[index, count], ...]``). The parent folds a
 frame only when it has all of it, then answers one byte (0x06). The child resends
