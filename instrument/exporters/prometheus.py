@@ -43,8 +43,9 @@ threads' shutdown, which would wait for threads the child does not have). The sa
 object then forwards: ``export()`` sends the child's delta points to the parent over
 a connection to the abstract socket, and the parent folds them into the same
 state (an additive gauge, such as ``http.server.active_requests``, per worker pid:
-the endpoint serves the sum over the live ones; see `Cumulative`). So one endpoint serves the sum over all workers, past and present; nothing
-is written to disk and there is one port. A grandchild forwards to the same
+the endpoint serves the sum over the live ones; see `Cumulative`). So one endpoint
+serves the sum over all workers, past and present; nothing is written to disk and
+there is one port. A grandchild forwards to the same
 process, since the address is inherited. An exporter created anew in a child for
 an address an ancestor serves (an application calling ``configure()`` in each
 worker) forwards as well.
