@@ -411,16 +411,22 @@ def _flask_match_request(original: Callable[..., Any]) -> Callable[..., Any]:
     return match_request
 
 
+def _note_handled(holder: Any, attribute: str, exc: BaseException) -> None:
+    """Tell the request measured for ``holder.<attribute>`` (its WSGI environ) that the
+    framework turned *exc* into a response: its ``error.type``. Never raises."""
+    try:
+        request = current(getattr(holder, attribute))
+        if request is not None:
+            request.handled = error_name(type(exc))
+    except Exception:
+        pass
+
+
 def _flask_handle_exception(original: Callable[..., Any]) -> Callable[..., Any]:
     flask_request = import_module("flask").request
 
     def handle_exception(self: Any, e: BaseException) -> Any:
-        try:
-            request = current(flask_request.environ)
-            if request is not None:
-                request.handled = error_name(type(e))
-        except Exception:
-            pass
+        _note_handled(flask_request, "environ", e)
         return original(self, e)
 
     return handle_exception
@@ -443,12 +449,7 @@ def _django_resolve_request(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _django_response_for_exception(original: Callable[..., Any]) -> Callable[..., Any]:
     def response_for_exception(request: Any, exc: BaseException) -> Any:
-        try:
-            measured = current(request.META)
-            if measured is not None:
-                measured.handled = error_name(type(exc))
-        except Exception:
-            pass
+        _note_handled(request, "META", exc)
         return original(request, exc)
 
     return response_for_exception
