@@ -8,7 +8,8 @@ from collections import Counter
 
 import requests
 
-from tests.integrations.wsgi_servers import Served, require_module, server_binary
+from tests.helpers import require_module
+from tests.integrations.wsgi_servers import Served, server_binary
 
 
 def instrument_command() -> list[str]:

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..helpers import IN_CI
+from ..helpers import free_port
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(url: str, accept: str | None = None, gzipped: bool = False) -> tuple[str, str]:
@@ -49,13 +42,6 @@ def samples(body: str) -> dict[str, str]:
     return found
 
 
-def require_module(name: str) -> None:
-    """Skip without Python package *name*, but fail in CI, which must install it."""
-    if find_spec(name) is None:
-        message = f"Python package {name!r} is not installed"
-        if IN_CI:
-            pytest.fail(message + " (INSTRUMENT_CI=1: it belongs in the test dependencies)")
-        pytest.skip(message)
 
 
 def register_entry_point(site: Path) -> None:

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..helpers import free_port
+
 STATSD_PACKAGE = Path(__file__).resolve().parents[2] / ".ci" / "node_modules" / "statsd"
 PERCENTILES = (50, 90, 99)
 
@@ -38,11 +40,6 @@ exports.init = function (startupTime, config, events) {
 """
 
 
-def free_port(kind: int) -> int:
-    """A port on 127.0.0.1 that nothing is bound to right now (UDP or TCP per *kind*)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class UdpReceiver:

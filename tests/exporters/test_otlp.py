@@ -20,7 +20,7 @@ from instrument._model import Batch, Point
 from instrument.exporters import MissingDependency
 from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_bounds, explicit_counts
 
-from ..helpers import IN_CI, counter_total
+from ..helpers import IN_CI, counter_total, free_port
 from .otlp_receiver import GrpcOtlpReceiver, OtlpReceiver, Received, attributes, metrics_by_name
 
 CUMULATIVE = 2  # AggregationTemporality values in the protocol
@@ -459,10 +459,6 @@ class TestFailures:
         exporter.shutdown()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rotel_agent() -> str:

@@ -27,13 +27,11 @@ from instrument.exporters.memory import MemoryExporter
 from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter, _encode_points
 from instrument.testing import capture
 
-from ..helpers import counter_total, require_binary
+from ..helpers import counter_total, free_port, require_binary, require_module
 from .prometheus_support import (
     OPENMETRICS_ACCEPT,
     PrometheusServer,
-    free_port,
     register_entry_point,
-    require_module,
     samples,
     scrape,
 )
@@ -440,7 +438,7 @@ class TestFork:
         with open("/proc/net/unix") as table:
             paths = [line.split()[-1] for line in table.read().splitlines()[1:] if len(line.split()) >= 8]
         assert "@" + address[1:] in paths
-        assert not any("instrument" in path for path in paths if path.startswith("/"))
+        assert not any("instrument-prometheus" in path for path in paths if path.startswith("/"))
 
     def test_child_neither_serves_nor_keeps_the_port(self, endpoint):
         """A child holds no listening socket: once the parent stops, the port is free and forwarding fails fast."""

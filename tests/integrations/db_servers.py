@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import importlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ..helpers import IN_CI, require_binary
+from ..helpers import IN_CI, free_port, require_binary
 
 USER = "ledger_app"
 PASSWORD = "s3cret-Pa55word"  # tests assert this never reaches an exported point or a log
@@ -48,15 +46,6 @@ class Server:
                 f"user={self.user} password={self.password} connect_timeout=10")
 
 
-def require_module(name: str):
-    """Import driver *name*; skip without it, but fail in CI, whose test extras install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        message = f"database driver {name!r} is not installed"
-        if IN_CI:
-            pytest.fail(message + " (INSTRUMENT_CI=1: the 'test' extras must install it)")
-        pytest.skip(message, allow_module_level=True)
 
 
 def operations(captured, metric: str = "db.client.operation.duration") -> dict[tuple[str, str | None], int]:
@@ -78,10 +67,6 @@ def returned_rows(captured) -> dict[str, list[float]]:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(args: list[str], what: str, log: str | None = None) -> None:

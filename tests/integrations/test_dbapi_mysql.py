@@ -15,7 +15,8 @@ import instrument.auto
 from instrument.integrations import dbapi
 from instrument.testing import capture
 
-from .db_servers import operations, require_module, returned_rows
+from ..helpers import require_module
+from .db_servers import operations, returned_rows
 
 require_module("pymysql")  # skips the module without the driver (fails in CI)
 

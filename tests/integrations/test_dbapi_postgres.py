@@ -24,7 +24,8 @@ from instrument._suppress import suppressing
 from instrument.integrations import dbapi
 from instrument.testing import capture
 
-from .db_servers import operations, require_module, returned_rows
+from ..helpers import require_module
+from .db_servers import operations, returned_rows
 
 require_module("psycopg2")  # skips the module without the drivers (fails in CI)
 require_module("psycopg")

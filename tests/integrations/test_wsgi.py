@@ -22,7 +22,7 @@ from instrument.integrations import _uwsgi, wsgi
 from instrument.integrations.wsgi import Middleware
 from instrument.testing import capture
 
-from .wsgi_servers import require_module
+from ..helpers import require_module
 
 DURATION = "http.server.request.duration"
 ACTIVE = "http.server.active_requests"

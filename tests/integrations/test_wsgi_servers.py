@@ -12,14 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from ..helpers import free_port, require_module
 from .wsgi_apps import STREAM_PAUSE
 from .wsgi_servers import (
     ACTIVE,
     Served,
     extremes,
-    free_port,
     requests_by_tags,
-    require_module,
     server_binary,
     total_requests,
 )

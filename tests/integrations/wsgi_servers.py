@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,9 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import IN_CI
+from tests.helpers import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -32,30 +29,11 @@ ACTIVE = "http.server.active_requests"
 
 def server_binary(name: str) -> str:
     """Path of server program *name*, next to this Python first; skip without it, fail in CI."""
-    path = shutil.which(name, path=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
-    if path is None:
-        message = f"server program {name!r} is not installed"
-        if IN_CI:
-            pytest.fail(message + " (INSTRUMENT_CI=1: the test extras must install it)")
-        pytest.skip(message)
-    return path
+    return require_binary(name, os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), "the test extras")
 
 
-def require_module(name: str):
-    """Import *name*; skip without it, fail in CI, which must provide it."""
-    try:
-        return __import__(name)
-    except ImportError:
-        if IN_CI:
-            pytest.fail(f"{name} is not installed (INSTRUMENT_CI=1: the test extras must install it)")
-        pytest.skip(f"{name} is not installed")
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:
