@@ -152,22 +152,7 @@ class HistogramData:
 
     def merge(self, other: HistogramData) -> HistogramData:
         """The histogram of both sets of values, at the coarser of the two scales."""
-        scale = min(self.scale, other.scale)
-        first, second = self.downscale(scale), other.downscale(scale)
-        positive = Counter(first.positive)
-        positive.update(second.positive)
-        negative = Counter(first.negative)
-        negative.update(second.negative)
-        return HistogramData(
-            count=self.count + other.count,
-            sum=self.sum + other.sum,
-            min=min(self.min, other.min),
-            max=max(self.max, other.max),
-            scale=scale,
-            zero_count=self.zero_count + other.zero_count,
-            positive=positive,
-            negative=negative,
-        )
+        return _merge([self, other])
 
     def downscale(self, scale: int) -> HistogramData:
         """The same values in coarser buckets: each bucket at *scale* joins
@@ -240,14 +225,16 @@ class HistogramData:
 
 
 def merge_all(histograms: Iterable[HistogramData]) -> HistogramData | None:
-    """The histogram of all their values (at the coarsest scale among them), or None.
-
-    One pass with one set of counters, where pairwise `merge` would copy the buckets
-    again for every histogram.
-    """
+    """The histogram of all their values (at the coarsest scale among them), or None."""
     found = list(histograms)
     if len(found) <= 1:
         return found[0] if found else None
+    return _merge(found)
+
+
+def _merge(found: list[HistogramData]) -> HistogramData:
+    """One pass with one set of counters, where merging pairwise would copy the buckets
+    again for every histogram."""
     scale = min(h.scale for h in found)
     positive: Counter[int] = Counter()
     negative: Counter[int] = Counter()

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .. import _log
 from .._histogram import HistogramData
-from .._model import Point
+from .._model import Point, copy, fold
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -240,14 +240,9 @@ def _distinct(series: list[Point], histogram: bool) -> list[tuple[str, Point]]:
 
 
 def _combine(first: Point, second: Point) -> Point:
-    if first.kind == "gauge":
-        return second if second.end_time >= first.end_time else first
-    start, end = min(first.start_time, second.start_time), max(first.end_time, second.end_time)
-    if first.histogram is not None and second.histogram is not None:
-        merged = first.histogram.merge(second.histogram)
-        return Point(first.name, first.kind, first.unit, first.tags, start, end, histogram=merged)
-    total = (first.value or 0) + (second.value or 0)
-    return Point(first.name, first.kind, first.unit, first.tags, start, end, value=total)
+    combined = copy(first)
+    fold(combined, second)
+    return combined
 
 
 def _sample(name: str, labels: str, value: str) -> str:
