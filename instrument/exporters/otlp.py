@@ -294,7 +294,8 @@ def downscale(histogram: HistogramData, max_buckets: int = MAX_BUCKETS) -> tuple
             low, high = min(side), max(side)
             while (high >> shift) - (low >> shift) + 1 > max_buckets:
                 shift += 1
-    return histogram.scale - shift, _dense(histogram.positive, shift), _dense(histogram.negative, shift)
+    coarse = histogram.downscale(histogram.scale - shift)
+    return coarse.scale, _buckets(coarse, "positive"), _buckets(coarse, "negative")
 
 
 def explicit_bounds(unit: str) -> list[float]:
@@ -358,13 +359,8 @@ def _explicit_point(point: Point, histogram: HistogramData, time_ns: int) -> His
     )
 
 
-def _dense(sparse: Mapping[int, int], shift: int) -> Buckets:
-    if not sparse:
-        return Buckets(offset=0, bucket_counts=[])
-    offset = min(sparse) >> shift
-    counts = [0] * ((max(sparse) >> shift) - offset + 1)
-    for index, n in sparse.items():
-        counts[(index >> shift) - offset] += n
+def _buckets(histogram: HistogramData, side: str) -> Buckets:
+    offset, counts = histogram.dense(side)
     return Buckets(offset=offset, bucket_counts=counts)
 
 
