@@ -51,12 +51,13 @@ class Cumulative:
     def points(self) -> list[Point]:
         """Every series' cumulative point (copies), in first-seen order."""
         with self._lock:
+            gone = {pid for shares in self._shares.values() for pid in shares if not _running(pid)}
             found = []
             for key, point in self._series.items():
                 point = copy(point)
                 shares = self._shares.get(key)
                 if shares is not None:
-                    for pid in [pid for pid in shares if not _running(pid)]:
+                    for pid in gone.intersection(shares):
                         del shares[pid]
                     point.value = sum(shares.values())
                 found.append(point)
