@@ -51,9 +51,9 @@ def method_tag(method: object) -> str:
 
 
 def host_tag(host: object) -> str:
-    """A host name as a tag: never user info (``user:password@host`` reaches http.client
-    from urllib.request and from ``set_tunnel``)."""
-    return str(host or "").rpartition("@")[2]
+    """A host name as a tag, in lower case as every layer gives it: never user info
+    (``user:password@host`` reaches http.client from urllib.request and ``set_tunnel``)."""
+    return str(host or "").rpartition("@")[2].lower()
 
 
 class Attempt:

@@ -106,6 +106,15 @@ class TestHttpClient:
         slow = next(p for p in captured.find(METRIC) if p.tags.get("http.response.status_code") == 200)
         assert slow.histogram.sum < 0.3
 
+    def test_host_names_are_tagged_in_lower_case(self, server):
+        """DNS names are case-insensitive: http.client's host is tagged as requests' and httpx's are."""
+        with capture() as captured:
+            conn = http.client.HTTPConnection("LocalHost", server.port, timeout=5)
+            conn.request("GET", "/ok")
+            conn.getresponse().read()
+            conn.close()
+        assert "localhost" == only_point(captured).tags["server.address"]
+
     def test_unknown_method_is_other(self, server):
         with capture() as captured:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
