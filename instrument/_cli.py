@@ -57,6 +57,8 @@ def _run_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[
         env[ENV_PREFIX + "EXPORTERS"] = ",".join(args.exporter)
     elif not env.get(ENV_PREFIX + "EXPORTERS", "").strip():
         env[ENV_PREFIX + "EXPORTERS"] = DEFAULT_EXPORTERS
+    if not env.get(ENV_PREFIX + "FLUSH_ON_SIGTERM", "").strip():
+        env[ENV_PREFIX + "FLUSH_ON_SIGTERM"] = "true"  # see _signals: only while SIGTERM is the default
     if args.interval is not None:
         env[ENV_PREFIX + "INTERVAL"] = args.interval
     if args.disable:

@@ -162,6 +162,7 @@ OPTIONS: dict[str, tuple[Callable[[str, object, bool], Any], Any]] = {
     "max_pending": (_positive(int), 1_048_576),
     "queue_size": (_positive(int), 8),
     "exit_timeout": (_positive(float, allow_zero=True), 5.0),
+    "flush_on_sigterm": (_parse_bool, False),
     "disabled_integrations": (_parse_integrations, ()),
     "prometheus_address": (_parse_address, ("127.0.0.1", 9464)),
     "statsd_address": (_parse_address, ("127.0.0.1", 8125)),
@@ -184,6 +185,7 @@ class Config:
     max_pending: int
     queue_size: int
     exit_timeout: float
+    flush_on_sigterm: bool
     disabled_integrations: tuple[str, ...]
     prometheus_address: tuple[str, int]
     statsd_address: tuple[str, int]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from . import _buffers, _record
-from ._config import Config, launcher_process, settings
+from . import _buffers, _record, _signals
+from ._config import Config, ConfigurationError, launcher_process, settings
 from ._pipeline import PIPELINE
 
 
@@ -22,13 +23,22 @@ def configure(**options: Any) -> None:
     (seconds between exports), ``jsonl_path``, ``cardinality_limit`` (tag sets per
     metric), ``buffer_size`` (un-aggregated records per thread), ``max_pending``
     (un-aggregated records in all), ``queue_size`` (batches waiting per exporter),
-    ``exit_timeout`` (seconds the exit flush may take), ``disabled_integrations`` and
+    ``exit_timeout`` (seconds the exit flush may take), ``flush_on_sigterm`` (flush
+    when SIGTERM arrives, then end as SIGTERM would; main thread only),
+    ``disabled_integrations`` and
     the exporters' own options (see docs/configuration.md). Options not given keep
     their earlier value. A bad value raises `ConfigurationError` naming it, and then
     nothing has changed; exporters are created here, so a missing dependency fails here.
     Exporters whose options did not change keep running.
     """
     arguments, config = settings.prepare(options)
+    if config.flush_on_sigterm and "flush_on_sigterm" in options and threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        raise ConfigurationError(
+            "configure(flush_on_sigterm=True) must be called from the main thread: "
+            "Python lets only the main thread handle signals"
+        )
 
     def commit() -> Config:
         settings.commit(arguments, config)
@@ -36,6 +46,7 @@ def configure(**options: Any) -> None:
         return config
 
     PIPELINE.configure(commit, config, build="exporters" in options)
+    _signals.apply(config.enabled and config.flush_on_sigterm)
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -59,7 +70,7 @@ def _start_eager_exporters(config: Config) -> None:
     from .exporters import EAGER
 
     if any(isinstance(spec, str) and spec in EAGER for spec in config.exporters):
-        PIPELINE.ensure_exporters()
+        PIPELINE.prepare()
 
 
 _apply_limits(settings.current)

@@ -18,6 +18,28 @@ def logger() -> Any:
     return logging.getLogger("instrument")
 
 
+_prepared = False
+
+
+def prepare() -> None:
+    """Import what logging a problem needs now, on the thread starting the pipeline, so
+    that a first message from a background thread never imports a module there (see
+    `_pipeline.Pipeline.prepare`). Formatting one traceback imports what this Python
+    version formats tracebacks with (``ast``, ``tokenize``, ...)."""
+    global _prepared
+    if _prepared:
+        return
+    import logging
+    import traceback
+
+    try:
+        raise RuntimeError("instrument: warming up traceback formatting")
+    except RuntimeError as exc:
+        logging.Formatter().formatException((type(exc), exc, exc.__traceback__))
+        traceback.format_exception(exc)
+    _prepared = True
+
+
 def warn_once(key: object, message: str, *args: object) -> None:
     """Log *message* as a warning the first time *key* is seen in this process."""
     if key in _seen:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from time import monotonic, perf_counter_ns
 from typing import Any
 
-from . import _buffers, _log, _record
+from . import _buffers, _log, _record, _signals
 from ._aggregation import SELF_DROPPED, Aggregator
 from ._config import Config, ConfigurationError, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
@@ -207,16 +207,43 @@ class Pipeline:
     # --- lifecycle -----------------------------------------------------------------
 
     def ensure_started(self) -> None:
-        """Start the collector if it is not running. Never blocks, never raises.
+        """Start the pipeline if it is not running. Never raises into the caller.
 
         Called from the record path (first record of a thread into a series, gauge()).
+        The first record of a process configured from the environment therefore
+        creates its exporters in the recording thread; `configure()` or the
+        ``instrument run`` bootstrap create them earlier.
         """
         if self._thread is not None or self._closed:
             return
-        if not self._state_lock.acquire(blocking=False):
-            return  # another thread is starting it or reconfiguring
+        if self._drain_owner == threading.get_ident():
+            return  # a signal handler recording inside configure()/flush(): they start it
         try:
-            if self._thread is None and not self._closed:
+            self.start()
+        except Exception:  # never into the user's call; _current_workers logs its own failures
+            _log.error_once("start", "instrument: the pipeline could not start", exc_info=True)
+
+    def prepare(self) -> None:
+        """Create the configured exporters now, in this thread, without starting any thread.
+
+        Everything an exporter imports is imported here. Exporters are never created
+        lazily on a background thread at the first export: a fork while another thread
+        imports hands the child a half-initialised module, and an exporter first
+        created during interpreter exit cannot import or register what it needs.
+        """
+        _log.prepare()
+        with self._drain_locked(), self._state_lock:
+            self._current_workers()
+        _apply_signal_handler()
+
+    def start(self) -> None:
+        """`prepare()`, then start the collector and one thread per exporter."""
+        _log.prepare()
+        with self._drain_locked(), self._state_lock:
+            if self._closed:
+                return
+            workers = self._current_workers()
+            if self._thread is None:
                 stop = threading.Event()
                 thread = threading.Thread(target=self._run, args=(stop,), name="instrument-collector", daemon=True)
                 self._thread = thread
@@ -227,8 +254,11 @@ class Pipeline:
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
                     self._thread = None
                     _record.collector_running = False
-        finally:
-            self._state_lock.release()
+            # Now, while threads can still start: from Python 3.12 none can once the
+            # interpreter is exiting (a worker without a thread exports in the caller).
+            for worker in workers:
+                worker.start()
+        _apply_signal_handler()
 
     def used(self) -> bool:
         return self._thread is not None or bool(_buffers._registry) or bool(self._workers)
@@ -321,21 +351,14 @@ class Pipeline:
                 continue
             self._retiring.append(thread)
 
-    def ensure_exporters(self) -> None:
-        """Create the configured exporters now rather than at the first export.
-
-        For exporters that must exist before the process forks (the Prometheus
-        endpoint lives in the parent of pre-fork workers).
-        """
-        with self._drain_locked():
-            self._current_workers()
-
     def _current_workers(self) -> list[ExportWorker]:
-        """The workers for the configured exporters, built on first use (drain lock held)."""
+        """The workers for the configured exporters, created here if they are not yet (drain
+        lock held). Only ever creates on a thread of the application: the collector's
+        cuts find them created by `start()`, `configure()` or the fork handler."""
         config = settings.current
         if self._closed:
             return []
-        if self._built_for is not config.exporters:
+        if self._built_for is not config.exporters and not self._on_our_thread():
             built = []
             for spec in config.exporters:
                 try:
@@ -354,14 +377,13 @@ class Pipeline:
             self._built_for = config.exporters
         return self._workers
 
+    def _on_our_thread(self) -> bool:
+        current = threading.current_thread()
+        return current is self._thread or any(worker.thread is current for worker in self._workers)
+
     # --- collecting ----------------------------------------------------------------
 
     def _run(self, stop: threading.Event) -> None:
-        # Start the exporters' threads now, while threads can still start: from Python
-        # 3.12 none can be started once the interpreter is exiting.
-        with self._drain_locked():
-            for worker in self._current_workers():
-                worker.start()
         busy = False
         while not stop.is_set():
             wait = self._last_cut + settings.current.interval - monotonic()
@@ -534,6 +556,11 @@ def _forget_half_imported_modules() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("instrument.") and getattr(getattr(module, "__spec__", None), "_initializing", False):
             sys.modules.pop(name, None)
+
+
+def _apply_signal_handler() -> None:
+    config = settings.current
+    _signals.apply(config.enabled and config.flush_on_sigterm)
 
 
 def _name_of(spec: Any) -> str | None:

@@ -498,6 +498,46 @@ class TestLifecycle:
             assert instrument.flush(2.0) in (True, False)
 
 
+EARLY_FORK = textwrap.dedent("""
+    import os, random, sys, time
+    import instrument
+
+    instrument.count("early.parent")  # starts the pipeline (from the environment)
+    time.sleep(random.uniform(0.0, 0.020))
+    pid = os.fork()
+    if pid == 0:
+        instrument.count("early.child", 3, tags={"trial": sys.argv[1]})
+    else:
+        os.waitpid(pid, 0)
+""")
+
+# Processes forking at a random moment of their first 20 ms; tox runs the full count
+# under one interpreter.
+FORK_TRIALS = int(os.environ.get("INSTRUMENT_FORK_TRIALS", "200"))
+
+
+class TestForkAtAnyMoment:
+    def test_a_child_forked_soon_after_the_first_record_exports_its_records(self, tmp_path):
+        """Forked 0-20 ms after the parent's first record, every child's records arrive."""
+        script = tmp_path / "early.py"
+        script.write_text(EARLY_FORK)
+        out = tmp_path / "early.jsonl"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+        env.update(INSTRUMENT_EXPORTERS="jsonl", INSTRUMENT_JSONL_PATH=str(out), INSTRUMENT_INTERVAL="3600")
+
+        def trial(number):
+            return subprocess.run([sys.executable, str(script), str(number)], env=env, capture_output=True,
+                                  text=True, timeout=60)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(trial, range(FORK_TRIALS)))
+        assert [] == [r.stderr for r in results if r.returncode or r.stderr]
+        children = {line["tags"]["trial"]: line["value"] for line in read_jsonl(out) if line["name"] == "early.child"}
+        assert {str(n): 3 for n in range(FORK_TRIALS)} == children
+
+
 class TestForkMore:
     def test_child_forgets_half_imported_modules_of_ours(self):
         """A fork during an import on another thread leaves no half module in the child."""

@@ -10,7 +10,7 @@ def _start() -> None:
     import sys
 
     try:
-        import instrument  # reads INSTRUMENT_*; the collector starts on the first record
+        import instrument  # reads INSTRUMENT_*
         from instrument._config import settings
 
         if settings.current.enabled:
@@ -19,6 +19,12 @@ def _start() -> None:
 
             instrument.auto.install()
             _uwsgi.watch()  # uwsgi creates its module without an import: see _uwsgi
+            if settings.current.exporters:
+                from instrument._pipeline import PIPELINE
+
+                # The exporters, and all they import, are created here in the main
+                # thread, before the program can fork; threads start on the first record.
+                PIPELINE.prepare()
     except Exception as exc:
         sys.stderr.write(f"instrument: not instrumenting this process: {exc}\n")
 

@@ -86,6 +86,14 @@ class Exporter:
         """Release resources; called once after the last `export`."""
 
 
+def import_what_requests_imports_late() -> None:
+    """requests imports `netrc` (and with it `shlex`) at its first request
+    (``requests.utils.get_netrc_auth``). An exporter sending with requests calls this
+    when it is created, so that nothing is imported on its export thread (see
+    `instrument._pipeline.Pipeline.prepare`)."""
+    import netrc  # noqa: F401
+
+
 def _entry_points() -> dict[str, Any]:
     from importlib.metadata import entry_points
 

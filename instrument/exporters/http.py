@@ -38,7 +38,7 @@ import requests
 from .. import _log
 from .._config import ConfigurationError
 from .._model import Batch
-from . import Exporter
+from . import Exporter, import_what_requests_imports_late
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -68,6 +68,7 @@ class HttpExporter(Exporter):
             raise ConfigurationError(
                 "the http exporter needs a URL: set INSTRUMENT_HTTP_URL or configure(http_url=...)"
             )
+        import_what_requests_imports_late()
         self.url = config.http_url
         self.where = redact(self.url)
         self.timeout = config.http_timeout

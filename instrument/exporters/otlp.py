@@ -60,7 +60,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Point
-from . import Exporter, MissingDependency
+from . import Exporter, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
 from ._prometheus_text import boundary_exponents, cumulative_buckets
 
@@ -402,6 +402,8 @@ def _sdk_exporter(settings: OtlpSettings) -> Any:
             ) from exc
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as exporter_class
+
+        import_what_requests_imports_late()  # the SDK's HTTP exporter sends with requests
     exporter = exporter_class()
     _HELD_BACK.attach(type(exporter).__module__)
     return exporter

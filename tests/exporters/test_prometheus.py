@@ -557,7 +557,7 @@ class TestExecutedDescendants:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
         env.update(INSTRUMENT_EXPORTERS="prometheus", INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{port}")
         code = (
-            "from instrument._pipeline import PIPELINE; PIPELINE.ensure_exporters(); "
+            "from instrument._pipeline import PIPELINE; PIPELINE.prepare(); "
             "print([w.exporter.role for w in PIPELINE._workers])"
         )
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -1,0 +1,64 @@
+"""SIGTERM: export what was recorded, then end exactly as the default disposition would.
+
+Kubernetes, systemd and ``docker stop`` stop a service with SIGTERM. Its default
+disposition ends the process at once, without ``atexit``, so the records of the last
+interval would be lost. With ``flush_on_sigterm`` (set by ``instrument run``) and only
+while SIGTERM still has its default disposition, a handler flushes within
+``exit_timeout``, restores the default disposition and sends SIGTERM again: the
+process ends killed by SIGTERM (status 143 in a shell, -15 for `subprocess`), as it
+would have uninstrumented.
+
+A program's own handler always wins: one installed before (the disposition is then not
+the default, or is a C server's, which Python reports as None) means this one is never
+installed; one installed after replaces this one, and runs alone. An ignored SIGTERM
+stays ignored. Python only lets the main thread set handlers, so elsewhere nothing is
+installed (with one warning).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+from . import _log
+
+__all__ = ["apply", "installed"]
+
+
+def _flush_then_die(signum: int, frame: Any) -> None:
+    """The handler: flush within exit_timeout, then let SIGTERM end the process."""
+    try:
+        from ._config import settings
+        from ._pipeline import PIPELINE
+
+        if PIPELINE.used():
+            PIPELINE.flush(settings.current.exit_timeout)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def installed() -> bool:
+    """Whether SIGTERM is handled by instrument's flushing handler right now."""
+    return signal.getsignal(signal.SIGTERM) is _flush_then_die
+
+
+def apply(wanted: bool) -> None:
+    """Install the handler when *wanted* and SIGTERM has its default disposition; remove
+    it (back to the default) when not *wanted* and it is still ours. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        if wanted and not installed():
+            _log.warn_once(
+                "sigterm-thread",
+                "instrument: flush_on_sigterm is set, but instrument started on thread %r and only the "
+                "main thread can handle signals; call instrument.configure() from the main thread",
+                threading.current_thread().name,
+            )
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    if wanted and current is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _flush_then_die)
+    elif not wanted and current is _flush_then_die:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
