@@ -7,6 +7,7 @@ uses a given name and tag set.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 
@@ -40,20 +41,47 @@ def check_name(name: object) -> str:
     return name
 
 
+# Integer tag values are OTLP int attributes: signed 64-bit.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _plain(value: object, key: str, metric: str) -> TagValue:
     # bool before int: bool is an int subclass but is its own tag type.
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return str.__str__(value)
+        return _text(str.__str__(value), f"the value of tag {key!r} of metric {metric!r}")
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(
+                f"tag {key!r} of metric {metric!r} has an integer value beyond 64 bits; every "
+                "exporter must be able to send it: pass it as a str"
+            )
         return int(value)
     if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            # NaN would also make a new series at every call (NaN != NaN).
+            raise ValueError(
+                f"tag {key!r} of metric {metric!r} has the value {value!r}; a tag value must be "
+                "finite (a label names a series, it does not measure)"
+            )
         return float(value)
     raise TypeError(
         f"tag {key!r} of metric {metric!r} has a value of type "
         f"{type(value).__name__} ({value!r}); tag values are str, int, float or bool"
     )
+
+
+def _text(text: str, what: str) -> str:
+    """*text*, refused unless it is encodable as UTF-8 (every wire format's encoding)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what}, {text!r}, is not valid Unicode text (a lone surrogate at {exc.start}, "
+            "as from an undecodable file name); decode it with errors='replace' first"
+        ) from None
+    return text
 
 
 def check_tags(
@@ -77,7 +105,7 @@ def check_tags(
             raise ValueError(
                 f"tag {key!r} of metric {metric!r} is reserved: instrument sets it itself"
             )
-        items.append((str.__str__(key), _plain(value, key, metric)))
+        items.append((_text(str.__str__(key), f"a tag key of metric {metric!r}"), _plain(value, key, metric)))
     items.sort(key=lambda item: item[0])
     return tuple(items)
 

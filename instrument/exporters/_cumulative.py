@@ -48,6 +48,13 @@ class Cumulative:
         if point.additive and point.value is not None:
             self._shares.setdefault(key, {})[pid] = point.value
 
+    def forget(self, point: Point) -> None:
+        """Stop reporting *point*'s series (an exporter could not encode it)."""
+        key = series_key(point)
+        with self._lock:
+            self._series.pop(key, None)
+            self._shares.pop(key, None)
+
     def points(self) -> list[Point]:
         """Every series' cumulative point (copies), in first-seen order."""
         with self._lock:

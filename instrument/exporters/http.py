@@ -39,6 +39,7 @@ from .. import _log
 from .._config import ConfigurationError
 from .._model import Batch
 from . import Exporter, import_what_requests_imports_late
+from ._unexportable import json_lines
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -100,7 +101,7 @@ class HttpExporter(Exporter):
         if not batch.points:
             return
         session = self._for_this_process()
-        self._send(session, gzip.compress(encode(batch, self._resource), compresslevel=6, mtime=0))
+        self._send(session, gzip.compress(encode(batch, self._resource, self.name), compresslevel=6, mtime=0))
 
     def _send(self, session: requests.Session, body: bytes) -> None:
         deadline = monotonic() + self.budget
@@ -162,22 +163,24 @@ class HttpExporter(Exporter):
             self._session.close()
 
 
-def encode(batch: Batch, resource: Mapping[str, Any]) -> bytes:
-    """The ``instrument.batch/1`` JSON document for *batch*, as UTF-8."""
-    document = {
-        "schema": SCHEMA,
-        "resource": dict(resource),
-        "seq": batch.seq,
-        "start_time": batch.start_time,
-        "end_time": batch.end_time,
-        "points": [point.as_dict() for point in batch.points],
-    }
-    try:
-        text = json.dumps(document, separators=(",", ":"), allow_nan=False, default=str)
-    except ValueError:  # a NaN or infinite gauge: JSON has no such numbers, null stands for them
-        text = json.dumps(_finite(document), separators=(",", ":"), allow_nan=False, default=str)
-    return text.encode()
+def encode(batch: Batch, resource: Mapping[str, Any], exporter: str = "http") -> bytes:
+    """The ``instrument.batch/1`` JSON document for *batch*, as UTF-8.
 
+    A point with a number JSON cannot hold (a sum beyond float range) is left out and
+    counted (`_unexportable`); the rest of the batch goes.
+    """
+    head = json.dumps(
+        {
+            "schema": SCHEMA,
+            "resource": dict(resource),
+            "seq": batch.seq,
+            "start_time": batch.start_time,
+            "end_time": batch.end_time,
+        },
+        separators=(",", ":"),
+    )
+    points = ",".join(json_lines(exporter, batch.points))
+    return f'{head[:-1]},"points":[{points}]}}'.encode()
 
 def resource() -> dict[str, Any]:
     """Who sent a batch: ``service.name`` (OTEL_SERVICE_NAME, else the program's name), pid, host."""
@@ -227,16 +230,6 @@ def redact(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
 
 
 def _version() -> str:

@@ -1,5 +1,8 @@
 """`jsonl`: one JSON object per series per interval, appended to a file.
 
+A point with a number JSON cannot hold (a sum beyond float range) is left out alone
+and counted in ``instrument.records.dropped{reason=unexportable}``.
+
 The file is opened with ``O_APPEND`` and never truncated. Lines are written whole by
 ``os.write`` with no user-space buffer, so pre-fork workers and separate processes
 can share one file: appends of whole lines do not interleave on a local file system.
@@ -7,13 +10,13 @@ can share one file: appends of whole lines do not interleave on a local file sys
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from typing import TYPE_CHECKING
 
 from .._model import Batch
 from . import Exporter
+from ._unexportable import json_lines
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -40,10 +43,7 @@ class JsonlExporter(Exporter):
     def export(self, batch: Batch) -> None:
         if not batch.points:
             return
-        lines = [
-            (json.dumps(point.as_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n").encode()
-            for point in batch.points
-        ]
+        lines = [(line + "\n").encode() for line in json_lines(self.name, batch.points)]
         with self._lock:
             fd = self._open()
             chunk: list[bytes] = []

@@ -38,6 +38,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Buckets,
@@ -63,6 +64,7 @@ from .._model import Batch, Point
 from . import Exporter, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
 from ._prometheus_text import boundary_exponents, cumulative_buckets
+from ._unexportable import drop
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -184,18 +186,45 @@ class OtlpExporter(Exporter):
         points.extend(self._gauges.points())
         if not points:
             return
-        data = to_metrics_data(
-            points,
-            self.resource,
-            export_time=batch.end_time,
-            cumulative=self.settings.cumulative,
-            exponential=self.settings.exponential,
-        )
+        data = self._data(points, batch.end_time)
+        try:
+            # Encoded once more by the SDK exporter, which reports a refused point only
+            # as a failed export of the whole batch (or, in older SDKs, raises).
+            encode_metrics(data)
+        except Exception:
+            points = self._encodable(points, batch.end_time)
+            if not points:
+                return
+            data = self._data(points, batch.end_time)
         with _HELD_BACK.capture() as messages:
             result = self._otel.export(data)
         if result is not MetricExportResult.SUCCESS:
             reason = "; ".join(dict.fromkeys(messages))[:500] or "no reason given"
             raise OtlpExportError(f"OTLP export of {len(points)} points to {self.endpoint} failed: {reason}")
+
+    def _data(self, points: list[Point], export_time: float) -> MetricsData:
+        return to_metrics_data(
+            points,
+            self.resource,
+            export_time=export_time,
+            cumulative=self.settings.cumulative,
+            exponential=self.settings.exponential,
+        )
+
+    def _encodable(self, points: list[Point], export_time: float) -> list[Point]:
+        """*points* without those the encoder refuses, each dropped alone and counted; a
+        refused cumulative series is forgotten, so it cannot fail every later export."""
+        kept = []
+        for point in points:
+            try:
+                encode_metrics(self._data([point], export_time))
+            except Exception as exc:  # whatever the SDK's encoder raises for it
+                drop(self.name, point, f"{type(exc).__name__}: {exc}")
+                self._totals.forget(point)
+                self._gauges.forget(point)
+            else:
+                kept.append(point)
+        return kept
 
     def shutdown(self) -> None:
         with _HELD_BACK.capture():
@@ -368,8 +397,17 @@ def _ns(seconds: float) -> int:
     return int(seconds * _NANOSECONDS)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _number(value: int | float | None) -> int | float:
-    return 0 if value is None else value
+    """A data point's value: an int that OTLP's ``as_int`` (signed 64-bit) cannot hold is
+    sent as a double, as any float is."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        return float(value)
+    return value
 
 
 def _version() -> str:

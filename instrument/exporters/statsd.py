@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .._histogram import HistogramData
 from .._model import Batch, Point
 from . import Exporter
+from ._unexportable import drop, finite
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -83,7 +84,16 @@ class _UdpLineExporter(Exporter):
         self._socket: socket.socket | None = _connect(self.name, self.address)
 
     def export(self, batch: Batch) -> None:
-        lines = [line for point in batch.points for line in self._lines(point)]
+        lines = []
+        for point in batch.points:
+            if not finite(point) and point.histogram is None:
+                drop(self.name, point, "a value beyond float range")
+                continue
+            point_lines = list(self._lines(point))
+            if any(len(line) > self.max_datagram for line in point_lines):
+                drop(self.name, point, f"a line longer than a datagram ({self.max_datagram} bytes); shorten its tags")
+                continue
+            lines.extend(point_lines)
         if lines:
             self._send_all(list(_pack(lines, self.max_datagram)))
 
@@ -318,10 +328,8 @@ def _multi_value_lines(prefix: bytes, runs: Iterable[tuple[bytes, int]], suffix:
 
 
 def _pack(lines: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """Datagrams of whole lines joined by newlines, at most *limit* bytes each.
-
-    A line longer than *limit* is sent alone.
-    """
+    """Datagrams of whole lines joined by newlines, at most *limit* bytes each (`export`
+    has left out the points with a longer line)."""
     chunk: list[bytes] = []
     size = 0
     for line in lines:

@@ -16,6 +16,7 @@ import pytest
 
 import instrument
 from instrument._config import Config, ConfigurationError, Settings, settings
+from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.http import MAX_ATTEMPTS, SCHEMA, HttpExporter, HttpExportError
 
@@ -86,12 +87,20 @@ class TestBody:
         names = {point["name"] for point in document["points"]}
         assert {"http.requests", "http.queue", "http.bytes", "http.work"} <= names
 
-    def test_non_finite_numbers_become_null(self, endpoint):
-        """A NaN gauge is sent as null rather than failing the whole batch."""
+    def test_a_point_json_cannot_hold_is_dropped_alone_and_counted(self, endpoint, exported):
+        """A sum that overflowed to infinity leaves its point out; the rest of the batch is sent."""
         exporter = HttpExporter(config(endpoint.url))
-        exporter.export(batch(Point("http.nan", "gauge", "", {}, 100.0, 110.0, value=math.nan)))
+        overflowed = HistogramData(count=2, sum=math.inf, min=1e308, max=1e308, scale=0, zero_count=0,
+                                   positive={1023: 2}, negative={})
+        exporter.export(batch(
+            Point("http.overflowed", "histogram", "", {}, 100.0, 110.0, histogram=overflowed),
+            Point("http.fine", "counter", "", {}, 100.0, 110.0, value=3),
+        ))
         (request,) = endpoint.requests
-        assert [None] == [point["value"] for point in request.document()["points"]]
+        assert [("http.fine", 3)] == [(point["name"], point["value"]) for point in request.document()["points"]]
+        instrument.flush(5.0)
+        dropped = {"reason": "unexportable", "exporter": "http"}
+        assert 1 == counter_total(exported, "instrument.records.dropped", dropped)
 
     def test_empty_batch_sends_nothing(self, endpoint):
         """A batch without points is not posted."""

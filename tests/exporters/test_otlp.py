@@ -436,6 +436,20 @@ class TestFailures:
         assert 1 == counter_total(exported, "instrument.export.failures", {"exporter": "otlp"})
         assert [] == [r for r in caplog.records if r.name.startswith("opentelemetry")]
 
+    def test_a_point_the_encoder_refuses_is_dropped_alone_and_forgotten(self, receiver, exported):
+        """The rest of its batch is sent, and the refused cumulative series is not re-sent to fail again."""
+        exporter = OtlpExporter(settings.current)
+        refused = Point("otlp.refused", "gauge", "", {}, 1.0, 2.0, value="not a number")
+        exporter.export(Batch(1, 1.0, 2.0, [refused, Point("otlp.fine", "counter", "", {}, 1.0, 2.0, value=2)], 2))
+        exporter.export(Batch(2, 2.0, 3.0, [Point("otlp.fine", "counter", "", {}, 2.0, 3.0, value=3)], 3))
+        first, second = receiver.wait_for(2)
+        exporter.shutdown()
+        assert ["otlp.fine"] == list(ours(first)) == list(ours(second))
+        assert 5 == ours(second)["otlp.fine"].sum.data_points[0].as_int
+        instrument.flush(5.0)
+        dropped = {"reason": "unexportable", "exporter": "otlp"}
+        assert 1 == counter_total(exported, "instrument.records.dropped", dropped)
+
     def test_export_raises_with_the_reason(self, otel_env):
         """export() raises OtlpExportError carrying what the SDK exporter reported."""
         with OtlpReceiver(status=500) as receiver:

@@ -278,7 +278,7 @@ class TestDogStatsdLines:
         assert 49 == int(1 / parse_dogstatsd(weighted)[3])
 
     def test_lines_are_packed_whole_within_the_datagram_limit(self, receiver, export_to):
-        """Datagrams hold whole lines up to the limit; a longer line goes alone."""
+        """Datagrams hold whole lines up to the limit; a point with a longer line is dropped alone and counted."""
         export_to(exporter_for(DogStatsdExporter, receiver.address, max_datagram=200))
         for i in range(60):
             instrument.count("dog.test.packed", i + 1, tags={"n": i})
@@ -288,9 +288,11 @@ class TestDogStatsdLines:
         instrument.count(long_name, tags={"t": "y" * 60})
         datagrams = settle(receiver)
 
-        long_line = f"{long_name}:1|c|#t:{'y' * 60}".encode()
-        assert [long_line] == [d for d in datagrams if long_name.encode() in d]
-        assert 200 >= max(len(d) for d in datagrams if d != long_line)
+        assert [] == [d for d in datagrams if long_name.encode() in d]
+        assert 200 >= max(len(d) for d in datagrams)
+        counted = lines_of(receiver.datagrams, "instrument.records.dropped:")  # counted as the marker went
+        assert ["instrument.records.dropped:1|c|#exporter:dogstatsd,reason:unexportable"] == [
+            line for line in counted if "unexportable" in line]
         packed = lines_of(datagrams, "dog.test.packed:")
         assert sorted(f"dog.test.packed:{i + 1}|c|#n:{i}" for i in range(60)) == sorted(packed)
         assert len([d for d in datagrams if b"dog.test.packed:" in d]) < 60
