@@ -3,7 +3,8 @@
 Kubernetes, systemd and ``docker stop`` stop a service with SIGTERM. Its default
 disposition ends the process at once, without ``atexit``, so the records of the last
 interval would be lost. With ``flush_on_sigterm`` (set by ``instrument run``) and only
-while SIGTERM still has its default disposition, a handler flushes within
+while SIGTERM still has its default disposition, a handler lets requests that are only
+closing a response their client already has be recorded, flushes, all within
 ``exit_timeout``, restores the default disposition and sends SIGTERM again: the
 process ends killed by SIGTERM (status 143 in a shell, -15 for `subprocess`), as it
 would have uninstrumented.
@@ -20,11 +21,22 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from . import _log
 
-__all__ = ["apply", "installed"]
+__all__ = ["apply", "installed", "register_pending"]
+
+
+_pending: list[Callable[[], int]] = []
+
+
+def register_pending(count: Callable[[], int]) -> None:
+    """Before its flush, the handler waits (within ``exit_timeout``) while *count()* is not 0:
+    records about to be made, such as WSGI requests closing a response their client has."""
+    _pending.append(count)
 
 
 def _flush_then_die(signum: int, frame: Any) -> None:
@@ -33,8 +45,11 @@ def _flush_then_die(signum: int, frame: Any) -> None:
         from ._config import settings
         from ._pipeline import PIPELINE
 
+        deadline = time.monotonic() + settings.current.exit_timeout
+        while any(count() for count in _pending) and time.monotonic() < deadline:
+            time.sleep(0.005)
         if PIPELINE.used():
-            PIPELINE.flush(settings.current.exit_timeout)
+            PIPELINE.flush(max(0.0, deadline - time.monotonic()))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)

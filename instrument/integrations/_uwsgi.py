@@ -39,7 +39,10 @@ in place after ``instrument.auto.uninstall()``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -214,13 +217,110 @@ def after_fork() -> None:
     """In a uwsgi worker: reset the pipeline once if it was forked, and let its threads run."""
     global _reset_in
     pid = os.getpid()
-    if pid not in (_origin, _reset_in):  # _origin: worker 1 without --master was not forked
+    forked = pid not in (_origin, _reset_in)  # _origin: worker 1 without --master was not forked
+    if forked:
         _reset_in = pid
         if _at_fork_ran_in != pid:  # else the fork options ran the pipeline's own handler
             from .._pipeline import PIPELINE
 
             PIPELINE.after_fork_in_child()
     _release_threads()
+    if forked:
+        _guard_stop_signals()
+
+
+# Signals on which a uwsgi worker calls exit() from its C signal handler.
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+class StopGuard:
+    """Holds uwsgi's stop signals back while a request is served, so it is exported.
+
+    uwsgi stops a worker (SIGINT: "kill", SIGTERM: "brutal reload") by calling exit()
+    from its C signal handler, and then skips ``uwsgi.atexit`` (so the exit flush) when
+    the worker is busy with a request: a request still closing a response its client
+    already had cost every record made since the last export, other requests' too.
+
+    - The WSGI middleware blocks these signals in the serving thread for the length of
+      each request (`hold`). At its end (`release`), once the request is recorded, a
+      stop that came meanwhile is pending: the pipeline is flushed, then the signals
+      are unblocked and uwsgi's own handler runs in that thread, as it would have.
+    - An idle worker's main thread has them unblocked: the signal is handled at once,
+      as without instrument, and ``uwsgi.atexit`` flushes.
+    - A thread of ours waits for the signals (`sigwait`), which the kernel hands it
+      only while the serving thread holds them: it flushes at once what finished
+      requests recorded, makes the signal pending again for the serving thread, and if
+      that request is not over within ``exit_timeout``, takes the signal itself, so
+      uwsgi's handler ends the worker then (exit hooks skipped, as uwsgi does for a
+      busy worker). A stopped worker thus outlives its signal by at most
+      ``exit_timeout``, and only while it serves a request.
+    - Instrument's other threads are started with the signals blocked, so the kernel
+      never hands them one.
+
+    Left: workers with ``--threads`` (an idle thread takes the signal while another
+    serves a request, as without this guard), and a signal in the microseconds
+    between `release` and uwsgi marking the request done.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def hold(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        if depth == 0:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+    def release(self) -> None:
+        depth = getattr(self._local, "depth", 1) - 1
+        self._local.depth = depth
+        if depth:
+            return
+        try:
+            if _STOP_SIGNALS & signal.sigpending():  # a stop came while serving: export first
+                _flush()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+    def watch(self) -> None:
+        """The waiting thread's body (see the class docstring)."""
+        signum = signal.sigwait(_STOP_SIGNALS)
+        _flush()
+        os.kill(os.getpid(), signum)  # pending again: the serving thread takes it at release()
+        time.sleep(_exit_timeout())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})  # still serving: end it here
+
+
+def _exit_timeout() -> float:
+    from .._config import settings
+
+    return settings.current.exit_timeout
+
+
+def _flush() -> None:
+    from .._pipeline import PIPELINE
+
+    PIPELINE.flush(_exit_timeout())
+
+
+def _guard_stop_signals() -> None:
+    """In a worker: start instrument's threads with the stop signals blocked, and have the
+    WSGI middleware hold them back during requests (see `StopGuard`)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    from .._pipeline import PIPELINE
+    from . import wsgi
+
+    guard = StopGuard()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        PIPELINE.start()  # the collector and exporter threads inherit the blocked mask
+        threading.Thread(target=guard.watch, name="instrument-uwsgi-stop", daemon=True).start()
+    except RuntimeError:  # no thread can start: leave uwsgi's signals alone
+        return
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    wsgi.guard_stop_signals(guard)
 
 
 def _chain_into_decorators(decorators: ModuleType) -> None:

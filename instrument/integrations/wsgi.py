@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import import_module
 from time import perf_counter_ns
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
-from .. import _log, _record
+from .. import _log, _record, _signals
 from .._metrics import GAUGE, TIMER, Series, declare_series, error_name
 from . import Integration
 from ._http import KNOWN_METHODS, method_tag
@@ -132,6 +132,40 @@ class _Active:
 _actives: dict[tuple[str, str], _Active] = {}
 
 
+# One entry per request whose whole body went to the server and that is not closed yet.
+_closing: deque[None] = deque()
+
+
+def requests_closing() -> int:
+    """Requests whose client has (or is about to have) the whole response, not yet recorded:
+    a SIGTERM flush waits for them (`_signals.register_pending`)."""
+    return len(_closing)
+
+
+_signals.register_pending(requests_closing)
+
+
+class Guard(Protocol):
+    """Held by the serving thread for the length of each request (see `guard_stop_signals`)."""
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+_guard: Guard | None = None
+
+
+def guard_stop_signals(guard: Guard | None) -> None:
+    """Call ``guard.hold()`` as each request starts and ``guard.release()`` once it is recorded.
+
+    Set in uwsgi workers (`_uwsgi.StopGuard`), whose stop signals must not end a request
+    before it is recorded and exported.
+    """
+    global _guard
+    _guard = guard
+
+
 def _active(method: str, scheme: str) -> _Active:
     key = (method, scheme)
     found = _actives.get(key)
@@ -146,7 +180,8 @@ class _Request:
     """One request being measured: the start time, what the server was told, the tags."""
 
     __slots__ = (
-        "_start_response", "active", "done", "handled", "method", "route", "scheme", "sent", "start", "status",
+        "_start_response", "active", "done", "guard", "handled", "in_close", "method", "route", "scheme", "sent",
+        "start", "status",
     )
 
     def __init__(self, environ: Environ, start_response: StartResponse) -> None:
@@ -159,8 +194,12 @@ class _Request:
         self.handled: str | None = None  # an exception the framework turned into a response
         self.sent = False  # a chunk of the body went to the server
         self.done = False
+        self.in_close = False
         self.active = _active(self.method, self.scheme)
         self.active.enter()
+        self.guard = _guard
+        if self.guard is not None:
+            self.guard.hold()
         self.start = perf_counter_ns()
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -176,11 +215,22 @@ class _Request:
         self.status = status
         return write
 
+    def closing(self) -> None:
+        """The whole body went to the server; only close() is left (see `requests_closing`)."""
+        if not self.done and not self.in_close:
+            self.in_close = True
+            _closing.append(None)
+
     def finish(self, exc: BaseException | None = None) -> None:
         """Record the request once. Never raises."""
         if self.done:
             return
         self.done = True
+        if self.in_close:
+            try:
+                _closing.pop()
+            except IndexError:  # each request leaves once: cannot happen
+                pass
         try:
             elapsed = perf_counter_ns() - self.start
             self.active.leave()
@@ -196,6 +246,11 @@ class _Request:
             _duration.record((self.method, self.scheme, code, self.route, error), elapsed)
         except Exception:  # instrumentation never breaks the request
             pass
+        if self.guard is not None:
+            try:
+                self.guard.release()
+            except Exception:  # never into the request
+                pass
 
     def body(self, result: Any, environ: Environ) -> Any:
         """What to hand the server for *result*: measured until it is closed."""
@@ -265,6 +320,7 @@ class _Body:
         except BaseException as exc:
             request.finish(exc)
             raise
+        request.closing()
 
     def close(self) -> None:
         close = getattr(self._iterable, "close", None)

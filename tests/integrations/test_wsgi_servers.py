@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from ..helpers import free_port, require_module
-from .wsgi_apps import STREAM_PAUSE
+from .wsgi_apps import CLOSE_PAUSE, STREAM_PAUSE
 from .wsgi_servers import (
     ACTIVE,
     Served,
@@ -187,6 +187,36 @@ class TestUwsgi:
         assert sent == total, body
         assert [] == [line for line in failures if not line.endswith(" 0")]
 
+    @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+    def test_a_stop_while_a_request_closes_loses_nothing(self, tmp_path, stop):
+        """Stopped (SIGINT; SIGTERM with --die-on-term) while the worker still closes a response its
+        client already has: that request and the ones before it are all exported."""
+        command = uwsgi("--processes", "1", "--enable-threads", "--die-on-term", "--module", PLAIN)
+        with Served(tmp_path, command, stop=stop) as server:
+            statuses = [requests.get(server.url(path), timeout=30).status_code for path in ["/ok"] * 3]
+            started = time.monotonic()
+            assert "ok" == requests.get(server.url("/slow-close"), timeout=30).text
+            assert time.monotonic() - started < CLOSE_PAUSE  # the client is done; the worker is not
+            assert 0 == server.stop(), server.output()
+        assert [200] * 3 == statuses
+        assert 4 == total_requests(server.points())
+
+    def test_a_stop_during_a_long_request_ends_the_worker_within_exit_timeout(self, tmp_path):
+        """A request that would take a minute delays the stop by at most exit_timeout; what the
+        worker served before is exported."""
+        command = uwsgi("--processes", "1", "--enable-threads", "--module", PLAIN)
+        with Served(tmp_path, command, stop=signal.SIGINT, env={"INSTRUMENT_EXIT_TIMEOUT": "1"}) as server:
+            statuses = [requests.get(server.url("/ok"), timeout=30).status_code for _ in range(3)]
+            hanging = requests.get(server.url("/hang"), timeout=30, stream=True)
+            assert b"first chunk\n" == hanging.raw.read(12)
+            started = time.monotonic()
+            assert 0 == server.stop(), server.output()
+            stopped_after = time.monotonic() - started
+            hanging.close()
+        assert [200] * 3 == statuses
+        assert stopped_after < 5
+        assert 3 == total_requests(server.points())
+
     def test_flask_app_routes(self, tmp_path):
         """A Flask app under uwsgi is found through Flask itself, with its route templates."""
         require_module("flask")
@@ -232,6 +262,16 @@ class TestWaitress:
             (503, "503"): 1,
         } == requests_by_tags(points, "http.response.status_code", "error.type")
         assert extremes(points, **{"http.response.status_code": 200})[1] >= STREAM_PAUSE
+
+
+    def test_sigterm_exports_every_request_and_still_ends_the_server(self, tmp_path):
+        """waitress leaves SIGTERM at its default: instrument run's handler lets a request that is
+        closing a response its client has be recorded, flushes, then SIGTERM ends the server."""
+        with Served(tmp_path, self.command(), stop=signal.SIGTERM) as server:
+            statuses = get_all(server, ["/ok"] * 5 + ["/slow-close"], workers=2)
+            assert -signal.SIGTERM == server.stop(), server.output()
+        assert [200] * 6 == statuses
+        assert 6 == total_requests(server.points())
 
 
 class TestWsgiref:

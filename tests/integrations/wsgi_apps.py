@@ -25,18 +25,43 @@ def _stream():
     yield b"last chunk\n"
 
 
+def _hang():
+    yield b"first chunk\n"
+    time.sleep(60)
+    yield b"never sent in time\n"
+
+
 def _late_boom():
     yield b"first chunk\n"
     raise ValueError("failed after the first chunk")
 
 
+CLOSE_PAUSE = 0.3  # seconds /slow-close takes to close, after its client has the whole response
+
+
+class _SlowClose:
+    """A body whose close() takes time, as a framework's teardown can."""
+
+    def __iter__(self):
+        return iter([b"ok"])
+
+    def close(self):
+        time.sleep(CLOSE_PAUSE)
+
+
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    if path == "/slow-close":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return _SlowClose()
     if path == "/boom":
         raise RuntimeError("failed before start_response")
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _stream()
+    if path == "/hang":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _hang()
     if path == "/late-boom":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _late_boom()
