@@ -13,10 +13,11 @@ import time
 from collections.abc import Sequence
 from html import escape
 
+from ._format import format_value
 from ._histogram import HistogramData
 from ._model import MIN_SCALE, Point, series_key
 from ._report import Report
-from .exporters._table import HEADER, format_tags, format_value, row
+from .exporters._table import HEADER, format_tags, row
 
 MAX_BARS = 40  # buckets shown in a distribution; finer histograms are downscaled
 WIDTH, HEIGHT = 720, 180

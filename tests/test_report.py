@@ -19,6 +19,8 @@ from instrument._histogram import HistogramState
 from instrument._model import Point, point_from_dict
 from instrument._report import Report, read
 
+from .tables import number, row
+
 
 def report(*args, cwd=None, stdin=None):
     base = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
@@ -26,11 +28,6 @@ def report(*args, cwd=None, stdin=None):
         [sys.executable, "-m", "instrument", "report", *args],
         cwd=cwd, env=base, input=stdin, capture_output=True, text=True, timeout=60,
     )
-
-
-def row(output, metric):
-    """The cells of *metric*'s row in the printed table."""
-    return next(line.split() for line in output.splitlines() if line.split()[:1] == [metric])
 
 
 def exact_quantile(values, q):
@@ -154,12 +151,12 @@ class TestMerging:
         assert 0 == result.returncode, result.stderr
         title = result.stdout.splitlines()[0]
         assert title.startswith("instrument report: ") and str(path) in title
-        _, count, p50, _, p99, largest = row(result.stdout, "payload.size")
-        assert str(len(values)) == count
-        assert math.isclose(exact_quantile(values, 0.5), float(p50), rel_tol=0.01)
-        assert math.isclose(exact_quantile(values, 0.99), float(p99), rel_tol=0.01)
-        assert "4000" == largest
-        assert ["jobs.done", str(len(values))] == row(result.stdout, "jobs.done")
+        size = row(result.stdout, "payload.size")
+        assert str(len(values)) == size["count"]
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):  # bytes, shown in KiB to three digits
+            assert math.isclose(exact_quantile(values, q), number(size[name]), rel_tol=0.01 + 0.005)
+        assert "3.91 KiB" == size["max"]  # 4000 bytes
+        assert str(len(values)) == row(result.stdout, "jobs.done")["value"]
 
     def test_the_latest_gauge_value_wins(self, tmp_path):
         path = tmp_path / "g.jsonl"
@@ -174,7 +171,7 @@ class TestMerging:
             path.write_text(json.dumps(Point("jobs", "counter", "1", {}, 1.0, 2.0, value=value).as_dict()) + "\n")
         result = report(str(a), "-", stdin=b.read_text())
         assert 0 == result.returncode, result.stderr
-        assert ["jobs", "7"] == row(result.stdout, "jobs")
+        assert "7" == row(result.stdout, "jobs")["value"]
         assert "<stdin>" in result.stdout.splitlines()[0]
 
     def test_timeline_slots_hold_whole_intervals(self):
@@ -212,7 +209,7 @@ class TestBadInput:
         path.write_text(f"{good}\n{good[:20]}")
         result = report(str(path))
         assert 0 == result.returncode, result.stderr
-        assert ["jobs", "4"] == row(result.stdout, "jobs")
+        assert "4" == row(result.stdout, "jobs")["value"]
         assert f"{path}:2: not JSON" in result.stderr and "truncated last line" in result.stderr
 
     def test_an_empty_file_says_so(self, tmp_path):
