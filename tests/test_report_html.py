@@ -166,15 +166,16 @@ class TestSummary:
         ("name", "tags", "expected"),
         [
             ("http.client.request.duration", {"http.request.method": "GET", "server.address": "rates.internal",
-                                              "server.port": 443, "error.type": "TimeoutError"},
-             "GET rates.internal:443 error=TimeoutError"),
+                                              "server.port": 443, "error.type": "requests.exceptions.ReadTimeout"},
+             "GET rates.internal:443 error=ReadTimeout"),
             ("db.client.operation.duration", {"db.system.name": "postgresql", "db.operation.name": "INSERT",
                                               "db.namespace": "loans"}, "postgresql INSERT"),
             ("payments.charge", {"provider": "acme", "error": "CardDeclined"}, "provider=acme error=CardDeclined"),
         ],
     )
     def test_series_are_named_as_people_say_them(self, name, tags, expected):
-        """HTTP clients by address, databases by system and operation, anything else by its tags."""
+        """HTTP clients by address, databases by system and operation, anything else by its tags;
+        errors by their class's own name."""
         assert expected == _glance.describe(name, tags)
 
 

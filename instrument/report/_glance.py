@@ -102,7 +102,7 @@ def describe(name: str, tags: dict[str, Any]) -> str:
     status = tags.get("http.response.status_code")
     if status is not None:
         words.append(status)
-    error = next((tags[k] for k in ERROR_TAGS if k in tags), None)
-    if error is not None and str(error) != str(status):
-        words.append(f"error={error}")
+    error = next((str(tags[k]) for k in ERROR_TAGS if k in tags), None)
+    if error is not None and error != str(status):
+        words.append(f"error={error.rsplit('.', 1)[-1]}")  # the class: requests.exceptions.ReadTimeout is ReadTimeout
     return " ".join(str(w) for w in words if w is not None) or "(no tags)"
