@@ -8,7 +8,7 @@ fit and wrap when they do not; tag sets wrap inside their cell.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from itertools import groupby
 from typing import Any
@@ -107,42 +107,55 @@ def _header(report: Report, width: float) -> str:
     return "".join(lines)
 
 
+# A summary card's columns after the first: a header and how a line fills it (HTML).
+Columns = Sequence[tuple[str, Callable[[_glance.Line], str]]]
+COUNT: Columns = (("count", lambda line: str(line.histogram.count)),)
+ROUTE_COLUMNS: Columns = (
+    *COUNT,
+    ("p50", lambda line: _value(quantile(line.histogram, 0.5), line.unit)),
+    ("p99", lambda line: _value(quantile(line.histogram, 0.99), line.unit)),
+)
+ERROR_COLUMNS: Columns = (
+    ("calls", lambda line: str(line.histogram.count)),
+    ("errors", lambda line: str(line.errors)),
+    ("rate", lambda line: f'<span class="bad">{escape(significant(100 * line.error_rate))} %</span>'),
+)
+TAIL_COLUMNS: Columns = (
+    *COUNT,
+    ("p99", lambda line: _value(quantile(line.histogram, 0.99), line.unit)),
+    ("max", lambda line: _value(line.histogram.max, line.unit)),
+)
+
+
 def _summary(series: Sequence[Point]) -> str:
     cards = []
     routes = _glance.slowest_routes(series)
     if routes:
-        cards.append(_card("Slowest routes", "HTTP server routes, every status together, by p50.", routes, "p50"))
+        explained = "HTTP server routes, every status together, by p50."
+        cards.append(_card("Slowest routes", explained, routes, ROUTE_COLUMNS, metric_names=False))
     failing = _glance.error_rates(series)
     if failing:
-        cards.append(_card("Error rates", "Calls recorded with an error, per operation.", failing, "errors"))
+        cards.append(_card("Error rates", "Calls recorded with an error, per operation.", failing, ERROR_COLUMNS))
     else:
         cards.append('<div class="card"><h2>Error rates</h2><p>No call was recorded with an error.</p></div>')
     tails = _glance.biggest_p99s(series)
     if tails:
-        cards.append(_card("Biggest p99s", "Durations, per series, by their 99th percentile.", tails, "p99"))
+        cards.append(_card("Biggest p99s", "Durations, per series, by their 99th percentile.", tails, TAIL_COLUMNS))
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
-def _card(title: str, explained: str, lines: Sequence[_glance.Line], by: str) -> str:
-    if by == "errors":
-        header = ("", "calls", "errors", "rate")
-    else:
-        header = ("", "count", "p50", "p99") if by == "p50" else ("", "count", "p99", "max")
+def _card(
+    title: str, explained: str, lines: Sequence[_glance.Line], columns: Columns, metric_names: bool = True
+) -> str:
+    """A list of the summary: each line named and linked to its series' plots, then its columns."""
     rows = []
     for line in lines:
-        h, unit = line.histogram, line.unit
-        what = (
-            f'<a href="#s{line.anchor + 1}">{escape(_glance.describe(line.name, line.tags))}</a>'
-            + (f'<br><span class="metric-name">{escape(line.name)}</span>' if by != "p50" else "")
-        )
-        if by == "errors":
-            cells = [str(h.count), str(line.errors), f'<span class="bad">{significant(100 * line.error_rate)} %</span>']
-        elif by == "p50":
-            cells = [str(h.count), _value(quantile(h, 0.5), unit), _value(quantile(h, 0.99), unit)]
-        else:
-            cells = [str(h.count), _value(quantile(h, 0.99), unit), _value(h.max, unit)]
-        rows.append(f'<tr><td class="text wide">{what}</td>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f'<th class="{"text" if not h else ""}">{escape(h)}</th>' for h in header)
+        what = f'<a href="#s{line.anchor + 1}">{escape(_glance.describe(line.name, line.tags))}</a>'
+        if metric_names:
+            what += f'<br><span class="metric-name">{escape(line.name)}</span>'
+        cells = "".join(f"<td>{fill(line)}</td>" for _, fill in columns)
+        rows.append(f'<tr><td class="text wide">{what}</td>{cells}</tr>')
+    head = '<th class="text"></th>' + "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
     return (
         f'<div class="card"><h2>{escape(title)}</h2><p>{escape(explained)}</p>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
