@@ -214,6 +214,10 @@ class TestPlots:
         """1 ms to 30 ms: 1, 2, 5, 10, 20 ms."""
         assert ["1 ms", "2 ms", "5 ms", "10 ms", "20 ms"] == [label for _, label in _svg.log_ticks(0.001, 0.03, "s")]
 
+    def test_wide_log_axes_tick_at_powers_of_ten_only(self):
+        """2 ms to 5 s: 1-2-5 would crowd eleven labels under one plot; powers of ten are enough."""
+        assert ["10 ms", "100 ms", "1 s"] == [label for _, label in _svg.log_ticks(0.0018, 5.2, "s")]
+
     def test_byte_axes_tick_at_powers_of_two(self):
         """Sizes read as 1 KiB, 4 KiB, ... not 1000 B, 1.95 KiB."""
         labels = [label for _, label in _svg.log_ticks(1024, 1024**2, "By")]

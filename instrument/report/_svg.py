@@ -71,19 +71,20 @@ def linear_ticks(low: float, high: float, unit: str, count: int = 4) -> tuple[fl
     return first * step * size, last * step * size, ticks
 
 
-def log_ticks(low: float, high: float, unit: str) -> list[tuple[float, str]]:
-    """Ticks between *low* and *high* (> 0): 1, 2 and 5 times powers of ten over up to four
-    decades, powers of ten only over more, powers of two for bytes; evenly spaced values
-    when the range is too narrow for three of those."""
+def log_ticks(low: float, high: float, unit: str, count: int = 7) -> list[tuple[float, str]]:
+    """At most *count* ticks between *low* and *high* (> 0): 1, 2 and 5 times powers of ten,
+    or powers of ten alone when those would be too many (every other one, and so on, if
+    still too many); powers of two for bytes; evenly spaced values when the range is too
+    narrow for three of those."""
     if unit.endswith("By"):
-        exponents = range(math.floor(math.log2(low)), math.ceil(math.log2(high)) + 1)
-        every = max(1, math.ceil(len(exponents) / 7))
-        values = [2.0**e for e in exponents if e % every == 0]
+        values = [2.0**e for e in range(math.floor(math.log2(low)), math.ceil(math.log2(high)) + 1)]
     else:
         decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-        multiples = (1, 2, 5) if len(decades) <= 5 else (1,)
-        values = [m * 10.0**d for d in decades for m in multiples]
+        values = [m * 10.0**d for d in decades for m in (1, 2, 5)]
+        if len([v for v in values if low <= v * 1.000001 and v <= high * 1.000001]) > count:
+            values = [10.0**d for d in decades]
     inside = [v for v in values if low <= v * 1.000001 and v <= high * 1.000001]
+    inside = inside[:: max(1, math.ceil(len(inside) / count))]
     if len(inside) >= 3:
         return [(v, format_value(v, unit)) for v in inside]
     size, suffix = display_scale(high, unit)
@@ -176,7 +177,7 @@ def lines_over_time(
     parts: list[str] = []
     if low > 0 and high / low > 100:
         y = Log(low / 1.2, high * 1.2, TOP + PLOT_HEIGHT, TOP)
-        ticks = log_ticks(low / 1.2, high * 1.2, unit)
+        ticks = log_ticks(low / 1.2, high * 1.2, unit, count=6)
         parts.append(_note("log scale"))
     else:
         bottom, top, ticks = linear_ticks(low, high, unit)
