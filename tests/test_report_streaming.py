@@ -34,14 +34,17 @@ GAUGE = (
     '"start_time":{start},"end_time":{end},"value":{value}}}\n'
 )
 
-# Runs the command in a child, so that its peak memory is its own.
+# Runs the command in a child, so that its peak memory is its own. The peak is the child's
+# VmHWM: Linux carries ru_maxrss across exec, so a child of a large pytest process would
+# report the parent's size at fork instead.
 MEASURE = textwrap.dedent("""
-    import contextlib, io, json, resource, sys
+    import contextlib, io, json, re, sys
     from instrument._cli import main
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = main(["report", sys.argv[1]])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    with open("/proc/self/status") as proc:
+        peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", proc.read()).group(1)) * 1024
     print(json.dumps({"status": status, "peak": peak, "table": out.getvalue()}))
 """)
 
