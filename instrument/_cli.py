@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
         "--metric", action="append", default=[], metavar="PATTERN",
         help="only metrics whose name matches this glob, e.g. 'http.*' (repeatable)",
     )
+    report.add_argument(
+        "--self-metrics", action="store_true",
+        help="also show instrument's own metrics (instrument.*), in a section of their own",
+    )
     return parser
 
 
@@ -74,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "report":
-        from ._report import report_main
+        from .report import main as report_main
 
-        return report_main(args.files, args.html, args.metric)
+        return report_main(args.files, args.html, args.metric, args.self_metrics)
     program = list(args.program)
     if program and program[0] == "--":
         program = program[1:]

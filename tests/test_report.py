@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import socket
 import subprocess
 import sys
 import textwrap
-from html.parser import HTMLParser
 
 import pytest
 
 from instrument._histogram import HistogramState
 from instrument._model import Point, point_from_dict
-from instrument._report import Report, read
+from instrument.report import Report, read
+
+from .tables import number, row, rows
 
 
 def report(*args, cwd=None, stdin=None):
@@ -26,11 +26,6 @@ def report(*args, cwd=None, stdin=None):
         [sys.executable, "-m", "instrument", "report", *args],
         cwd=cwd, env=base, input=stdin, capture_output=True, text=True, timeout=60,
     )
-
-
-def row(output, metric):
-    """The cells of *metric*'s row in the printed table."""
-    return next(line.split() for line in output.splitlines() if line.split()[:1] == [metric])
 
 
 def exact_quantile(values, q):
@@ -130,7 +125,7 @@ class TestReading:
 
     def test_metric_globs_choose_what_is_kept(self, two_workers):
         path, _ = two_workers
-        names = {p.name for p in read([str(path)], ["payload.*", "queue.*"]).points}
+        names = {p.name for p in read([str(path)], ["payload.*", "queue.*"]).series()}
         assert {"payload.size", "queue.depth"} == names
 
 
@@ -154,12 +149,12 @@ class TestMerging:
         assert 0 == result.returncode, result.stderr
         title = result.stdout.splitlines()[0]
         assert title.startswith("instrument report: ") and str(path) in title
-        _, count, p50, _, p99, largest = row(result.stdout, "payload.size")
-        assert str(len(values)) == count
-        assert math.isclose(exact_quantile(values, 0.5), float(p50), rel_tol=0.01)
-        assert math.isclose(exact_quantile(values, 0.99), float(p99), rel_tol=0.01)
-        assert "4000" == largest
-        assert ["jobs.done", str(len(values))] == row(result.stdout, "jobs.done")
+        size = row(result.stdout, "payload.size")
+        assert str(len(values)) == size["count"]
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):  # bytes, shown in KiB to three digits
+            assert math.isclose(exact_quantile(values, q), number(size[name]), rel_tol=0.01 + 0.005)
+        assert "3.91 KiB" == size["max"]  # 4000 bytes
+        assert str(len(values)) == row(result.stdout, "jobs.done")["value"]
 
     def test_the_latest_gauge_value_wins(self, tmp_path):
         path = tmp_path / "g.jsonl"
@@ -174,7 +169,7 @@ class TestMerging:
             path.write_text(json.dumps(Point("jobs", "counter", "1", {}, 1.0, 2.0, value=value).as_dict()) + "\n")
         result = report(str(a), "-", stdin=b.read_text())
         assert 0 == result.returncode, result.stderr
-        assert ["jobs", "7"] == row(result.stdout, "jobs")
+        assert "7" == row(result.stdout, "jobs")["value"]
         assert "<stdin>" in result.stdout.splitlines()[0]
 
     def test_timeline_slots_hold_whole_intervals(self):
@@ -184,10 +179,10 @@ class TestMerging:
             for i in range(10)
             for process in (0, 100)
         ]
-        starts, timeline = Report(points, ["x"], len(points), []).timeline()
+        starts, timeline = Report.of(points).timeline()
         assert 10 == len(starts)
         (slots,) = timeline.values()
-        assert [2 * i + 100 for i in range(10)] == [slot.value for slot in slots]
+        assert [2 * i + 100 for i in range(10)] == [slot.amount for slot in slots]
 
 
 class TestBadInput:
@@ -212,7 +207,7 @@ class TestBadInput:
         path.write_text(f"{good}\n{good[:20]}")
         result = report(str(path))
         assert 0 == result.returncode, result.stderr
-        assert ["jobs", "4"] == row(result.stdout, "jobs")
+        assert "4" == row(result.stdout, "jobs")["value"]
         assert f"{path}:2: not JSON" in result.stderr and "truncated last line" in result.stderr
 
     def test_an_empty_file_says_so(self, tmp_path):
@@ -228,73 +223,6 @@ class TestBadInput:
         result = report(str(path))
         assert 2 == result.returncode
         assert "is not a jsonl export" in result.stderr
-
-
-class Elements(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-class TestHtml:
-    def test_a_page_with_the_table_and_plots_for_each_series(self, two_workers, tmp_path):
-        path, values = two_workers
-        out = tmp_path / "report.html"
-        result = report(str(path), "--html", str(out))
-        assert 0 == result.returncode, result.stderr
-        assert f"plots written to {out}" in result.stderr
-        page = Elements()
-        page.feed(out.read_text())
-        series = len(read([str(path)]).series())
-        assert series == page.tags.count("section")
-        assert series + 1 == page.tags.count("tr")  # the header, then one row per series
-        # A histogram gets a distribution and two plots over time; counters and gauges one plot.
-        histograms = sum(1 for p in read([str(path)]).series() if p.histogram is not None)
-        assert 3 * histograms + (series - histograms) == page.tags.count("svg")
-        assert "script" not in page.tags
-        assert str(len(values)) in page.text
-
-    def test_tag_values_are_escaped(self, tmp_path):
-        path = tmp_path / "m.jsonl"
-        hostile = Point("jobs", "counter", "1", {"route": "<script>alert(1)</script>"}, 1.0, 2.0, value=1)
-        path.write_text(json.dumps(hostile.as_dict()) + "\n")
-        out = tmp_path / "report.html"
-        assert 0 == report(str(path), "--html", str(out)).returncode
-        page = Elements()
-        page.feed(out.read_text())
-        assert "script" not in page.tags
-        assert any("<script>alert(1)</script>" in text for text in page.text)
-
-    def test_an_unwritable_page_is_named(self, two_workers, tmp_path):
-        path, _ = two_workers
-        result = report(str(path), "--html", str(tmp_path / "no" / "such" / "dir.html"))
-        assert 2 == result.returncode
-        assert "cannot write" in result.stderr
-
-    def test_negative_values_stay_inside_the_plots(self, tmp_path):
-        """Gauges and record() take negative values: the y range always spans zero and the values."""
-        path = tmp_path / "neg.jsonl"
-        points = [
-            Point("temperature", "gauge", "Cel", {}, 10.0 * i, 10.0 * (i + 1), value=-10 - 2 * i) for i in range(10)
-        ]
-        points += [
-            Point("offset", "histogram", "s", {}, 10.0 * i, 10.0 * (i + 1), histogram=histogram([-0.5 * (i + 1), 0.25]))
-            for i in range(10)
-        ]
-        path.write_text("".join(json.dumps(p.as_dict()) + "\n" for p in points))
-        out = tmp_path / "neg.html"
-        assert 0 == report(str(path), "--html", str(out)).returncode
-        page = out.read_text()
-        ys = [float(y) for y in re.findall(r'\b(?:y|cy|y1|y2)="(-?[0-9.]+)"', page)]
-        ys += [float(pair.split(",")[1]) for points in re.findall(r'points="([^"]+)"', page) for pair in points.split()]
-        assert ys and all(0 <= y <= 180 for y in ys), sorted(ys)[:3] + sorted(ys)[-3:]
 
 
 class TestOutput:
@@ -332,3 +260,90 @@ class TestOutput:
         assert 0 == result.returncode, result.stderr
         assert "" == result.stderr
         assert before == path.read_bytes()
+
+
+class TestTimeline:
+    def test_an_interval_across_two_slots_shares_its_count_and_counts_in_both_percentiles(self):
+        """A process out of phase with the slots: each slot gets its share of the count (so the rate
+        over time stays smooth) and the histogram of every interval overlapping it (no slot with counts
+        lacks percentiles)."""
+        aligned = [Point("t", "histogram", "s", {}, 10.0 * i, 10.0 * (i + 1), histogram=histogram([0.1] * 10))
+                   for i in range(30)]
+        shifted = Point("t", "histogram", "s", {}, 297.5, 307.5, histogram=histogram([0.5] * 40))  # 3/4 past 300
+        starts, timeline = Report.of([*aligned, shifted]).timeline()
+        (slots,) = timeline.values()
+        last, before = slots[-1], slots[-2]
+        assert (290.0, 300.0) == (starts[-2], starts[-1])
+        assert (10 + 10, 30) == (before.amount, last.amount)
+        assert (10 + 40, 40) == (before.histogram.count, last.histogram.count)
+
+    def test_a_gauge_belongs_to_the_slot_it_was_reported_in(self):
+        """A gauge is a value at the end of its interval; the later one wins within a slot."""
+        points = [Point("depth", "gauge", "1", {}, 10.0 * i + 1, 10.0 * (i + 1) + 1, value=i) for i in range(50)]
+        starts, timeline = Report.of(points).timeline()
+        (slots,) = timeline.values()
+        assert 10.0 == starts[0]  # the first interval, 1 s to 11 s, ends in the slot from 10 s (its middle does not)
+        assert list(range(50)) == [slot.value for slot in slots]
+
+    def test_a_long_span_is_at_most_sixty_slots_and_keeps_every_count(self):
+        """A day of 10-second intervals: slots merge into whole multiples of the interval, totals exact."""
+        points = [Point("jobs", "counter", "1", {}, 10.0 * i, 10.0 * (i + 1), value=1) for i in range(8640)]
+        starts, timeline = Report.of(points).timeline()
+        (slots,) = timeline.values()
+        width = starts[1] - starts[0]
+        assert len(starts) <= 60
+        assert 0 == width % 10
+        assert 8640 == sum(slot.amount for slot in slots if slot is not None)
+
+    def test_points_out_of_order_land_in_the_same_slots(self):
+        """Several files and processes are read one after the other: order does not matter."""
+        points = [Point("jobs", "counter", "1", {"p": p}, 10.0 * i, 10.0 * (i + 1), value=i + 1)
+                  for p in range(3) for i in range(100)]
+        forwards = Report.of(points).timeline()
+        backwards = Report.of(list(reversed(points))).timeline()
+        assert forwards[0] == backwards[0]
+        assert {k: [s and s.amount for s in v] for k, v in forwards[1].items()} == {
+            k: [s and s.amount for s in v] for k, v in backwards[1].items()
+        }
+
+
+def self_metric_lines():
+    """An application's counter and instrument's own metrics, two intervals of them."""
+    points = []
+    for i in range(2):
+        points += [
+            Point("jobs", "counter", "1", {}, 10.0 * i, 10.0 * (i + 1), value=3),
+            Point("instrument.records.dropped", "counter", "", {"reason": "buffer_full"}, 10.0 * i, 10.0 * (i + 1),
+                  value=5),
+            Point("instrument.export.batches", "counter", "", {"exporter": "jsonl"}, 10.0 * i, 10.0 * (i + 1), value=1),
+        ]
+    return "".join(json.dumps(p.as_dict()) + "\n" for p in points)
+
+
+class TestSelfMetrics:
+    def test_left_out_with_a_line_for_what_was_lost(self, tmp_path):
+        """Like console and summary: instrument.* hidden, but dropped records said."""
+        path = tmp_path / "m.jsonl"
+        path.write_text(self_metric_lines())
+        result = report(str(path))
+        assert 0 == result.returncode, result.stderr
+        assert ["jobs"] == [r["metric"] for r in rows(result.stdout)]
+        assert "instrument lost data: 10 records dropped (buffer_full 10)" == result.stdout.splitlines()[-1]
+
+    def test_shown_in_their_own_section_with_self_metrics(self, tmp_path):
+        """--self-metrics: their rows follow the application's, under their own heading."""
+        path = tmp_path / "m.jsonl"
+        path.write_text(self_metric_lines())
+        result = report(str(path), "--self-metrics")
+        assert 0 == result.returncode, result.stderr
+        section = result.stdout.split("instrument's own metrics:")[1]
+        assert {"instrument.records.dropped": "10", "instrument.export.batches": "2"} == {
+            r["metric"]: r["value"] for r in rows(section)
+        }
+
+    def test_only_self_metrics_say_how_to_see_them(self, tmp_path):
+        """A file of nothing but instrument's own metrics does not look empty without explanation."""
+        path = tmp_path / "m.jsonl"
+        path.write_text(self_metric_lines())
+        result = report(str(path), "--metric", "instrument.*")
+        assert "(instrument's own are hidden: --self-metrics shows them)" in result.stdout.splitlines()[0]

@@ -9,19 +9,25 @@ from typing import TYPE_CHECKING
 
 from .._model import Batch, Point, merge
 from . import Exporter
-from ._table import render
+from ._table import render, worth_printing
 
 if TYPE_CHECKING:
     from .._config import Config
 
 
 class SummaryExporter(Exporter):
-    """Merges every batch (counters summed, histograms merged) and prints them once."""
+    """Merges every batch (counters summed, histograms merged) and prints them once.
+
+    instrument's own metrics (``instrument.*``) are treated as by `console`: left out,
+    except for a line when records were dropped or exports failed, unless
+    ``SummaryExporter(self_metrics=True)``.
+    """
 
     name = "summary"
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, self_metrics: bool = False) -> None:
         super().__init__(config)
+        self.self_metrics = self_metrics
         self._lock = threading.Lock()
         self._points: list[Point] = []
 
@@ -36,11 +42,11 @@ class SummaryExporter(Exporter):
 
     def shutdown(self) -> None:
         with self._lock:
-            points = [p for p in self._points if not p.name.startswith("instrument.")]
-        if not points:
+            points = list(self._points)
+        if not worth_printing(points, self.self_metrics):
             return
         start = min(p.start_time for p in points)
         end = max(p.end_time for p in points)
         title = f"instrument summary: {end - start:.1f}s (pid {os.getpid()})"
-        sys.stderr.write(render(points, title))
+        sys.stderr.write(render(points, title, self_metrics=self.self_metrics))
         sys.stderr.flush()

@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..helpers import free_port
+import pytest
+
+from ..helpers import IN_CI, free_port
 
 STATSD_PACKAGE = Path(__file__).resolve().parents[2] / ".ci" / "node_modules" / "statsd"
 PERCENTILES = (50, 90, 99)
@@ -39,7 +41,18 @@ exports.init = function (startupTime, config, events) {
 };
 """
 
+INSTALL_STATSD = "npm install --prefix .ci --no-save --no-audit --no-fund statsd"
 
+
+def require_etsy_statsd() -> Path:
+    """The statsd package's launcher; skip without it, but fail in CI, where .ci/run installs it."""
+    launcher = STATSD_PACKAGE / "bin" / "statsd"
+    if not launcher.is_file():
+        message = f"Etsy's statsd is not installed in {STATSD_PACKAGE.parent}; run `{INSTALL_STATSD}`"
+        if IN_CI:
+            pytest.fail(message + " (INSTRUMENT_CI=1: .ci/run must install it)")
+        pytest.skip(message)
+    return launcher
 
 
 class UdpReceiver:

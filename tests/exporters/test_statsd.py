@@ -16,7 +16,7 @@ from instrument.exporters.statsd import DogStatsdExporter, StatsdExporter
 from instrument.testing import capture
 
 from ..helpers import counter_total, require_binary
-from .statsd_servers import STATSD_PACKAGE, EtsyStatsd, UdpReceiver
+from .statsd_servers import EtsyStatsd, UdpReceiver, require_etsy_statsd
 
 # Each value the server gets is within half a bucket (2**(1/128) - 1 = 0.543 %) of the
 # value it stands for, plus rounding to 6 significant digits: the documented 0.55 %.
@@ -46,13 +46,9 @@ def exporter_for(cls, address, max_datagram=1432):
 
 @pytest.fixture
 def etsy(tmp_path):
-    """Etsy's statsd on free ports; fails (not skips) when the npm package is missing."""
+    """Etsy's statsd on free ports; skipped without node or the npm package, except in CI."""
     node = require_binary("node")
-    if not (STATSD_PACKAGE / "bin" / "statsd").is_file():
-        pytest.fail(
-            f"Etsy's statsd is not installed in {STATSD_PACKAGE.parent}; run "
-            "`npm install --prefix .ci --no-save --no-audit --no-fund statsd` (as .ci/run does)"
-        )
+    require_etsy_statsd()
     server = EtsyStatsd(node, tmp_path)
     yield server
     server.close()
