@@ -18,7 +18,6 @@ RUNNER = ROOT / "tests" / "docs_runner.py"
 # Fragments in documents this change does not edit; their owners are to mark them
 # `<!-- no-run -->`, after which these entries go. Keyed by document and first line.
 AWAITING_MARKER = {
-    ("docs/design.md", "t = perf_counter_ns() - t          # timers only"),
     ("docs/databases.md", "from instrument.integrations import dbapi"),
 }
 
