@@ -7,8 +7,6 @@ aggregates and exports to the configured backends. See docs/ for the guide.
 from __future__ import annotations
 
 from ._config import ConfigurationError
-from ._config import launcher_process as _launcher_process
-from ._config import settings as _settings
 from ._control import configure, flush, shutdown
 from ._decorate import counted, timed
 from ._record import Timer, count, gauge, record, timer
@@ -34,6 +32,3 @@ for _name in __all__:
     if getattr(_obj, "__module__", "").startswith("instrument."):
         _obj.__module__ = "instrument"
 del _name, _obj
-
-if _settings.error is not None and not _launcher_process():
-    raise _settings.error

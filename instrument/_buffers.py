@@ -91,7 +91,7 @@ _thread_cap = 262_144
 _global_cap = 1_048_576
 
 # Called (once per thread and series) when a list is first published, so that the
-# collector starts lazily on the first record. Set by the pipeline.
+# collector starts lazily on the first record. Set by the runtime (`set_limits`).
 on_first_record: Callable[[], None] | None = None
 
 # The collector sleeps on this lock; `wake()` releases it. A Lock (unlike an Event)
@@ -113,10 +113,17 @@ def slow_threshold(buffer_size: int, max_pending: int) -> int:
     return max(1, min(65536, buffer_size // 4, max_pending // 16))
 
 
-def set_limits(buffer_size: int, max_pending: int) -> None:
-    global _thread_cap, _global_cap
+def set_limits(buffer_size: int, max_pending: int, first_record_hook: Callable[[], None] | None = None) -> None:
+    """The caps, and the start hook (called by the runtime only)."""
+    global _thread_cap, _global_cap, on_first_record
+    on_first_record = first_record_hook
     _thread_cap = buffer_size
     _global_cap = max_pending
+
+
+def has_lists() -> bool:
+    """Whether any thread has recorded into any series (in this process, since the fork)."""
+    return bool(_registry)
 
 
 def _thread_records() -> _ThreadRecords:

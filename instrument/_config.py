@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -230,10 +229,15 @@ class Settings:
     """Holds the layers (environment, `configure()` calls) and the merged Config."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
+        self.reload(environ)
+
+    def reload(self, environ: Mapping[str, str]) -> None:
+        """Forget `configure()` calls; read the variables again. A bad one is kept in
+        `error`, for the runtime to report when it starts (import never raises)."""
         self.error: ConfigurationError | None = None
         try:
             self.environment = from_environ(environ)
-        except ConfigurationError as exc:  # raised by `import instrument` (see launcher_process)
+        except ConfigurationError as exc:
             self.error = exc
             self.environment = {}
         self.arguments: dict[str, Any] = {}
@@ -247,14 +251,6 @@ class Settings:
     def commit(self, arguments: dict[str, Any], config: Config) -> None:
         self.arguments = arguments
         self.current = config
-
-
-def launcher_process() -> bool:
-    """True in the ``instrument`` command itself, which reports bad variables on its own."""
-    argv = list(getattr(sys, "orig_argv", None) or [])
-    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == "instrument":
-        return True
-    return len(argv) >= 2 and os.path.basename(argv[1]) == "instrument"
 
 
 settings = Settings(os.environ)

@@ -59,3 +59,8 @@ def error_once(key: object, message: str, *args: object, exc_info: bool = False)
 def forget(key: object) -> None:
     """Allow *key* to be logged again (after the problem it names went away)."""
     _seen.discard(key)
+
+
+def forget_all() -> None:
+    """Allow every problem to be logged again (`instrument.testing.reset`)."""
+    _seen.clear()

@@ -12,13 +12,12 @@ flush) gets ``False`` back instead of deadlocking.
 
 Fork: the child forgets the parent's buffers, aggregates and exporter queues (the
 parent exports those once), gets fresh locks and starts its own threads lazily. No
-lock is taken around the fork itself.
+lock is taken around the fork itself. The exit and fork hooks that call in here are
+registered by `_runtime.Runtime` when it starts.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
 import sys
 import threading
 import time
@@ -248,20 +247,30 @@ class Pipeline:
                 thread = threading.Thread(target=self._run, args=(stop,), name="instrument-collector", daemon=True)
                 self._thread = thread
                 self._stop = stop
-                _record.collector_running = True
                 try:
                     thread.start()
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
                     self._thread = None
-                    _record.collector_running = False
             # Now, while threads can still start: from Python 3.12 none can once the
             # interpreter is exiting (a worker without a thread exports in the caller).
             for worker in workers:
                 worker.start()
         _apply_signal_handler()
 
+    @property
+    def running(self) -> bool:
+        """Whether the collector thread runs."""
+        return self._thread is not None
+
     def used(self) -> bool:
-        return self._thread is not None or bool(_buffers._registry) or bool(self._workers)
+        return self._thread is not None or _buffers.has_lists() or bool(self._workers)
+
+    def reopen(self) -> None:
+        """After `shutdown()`: as new, with no listener (`instrument.testing.reset`)."""
+        with self._state_lock:
+            self._listeners.clear()
+            self._closed = False
+            self._fresh_state()
 
     @contextmanager
     def _drain_locked(self) -> Iterator[None]:
@@ -277,44 +286,40 @@ class Pipeline:
             self._drain_owner = None
             self._drain_lock.release()
 
-    def configure(self, commit: Callable[[], Config], config: Config, build: bool) -> None:
+    def configure(self, commit: Callable[[], Config], config: Config) -> None:
         """Switch to *config* atomically with respect to drains and cuts.
 
-        Exporters are planned first (which may raise: then nothing has changed),
+        Exporters are planned (created) first, in this thread (which may raise: then
+        nothing has changed),
         then *commit* makes the settings current and the workers are swapped. When
         instrumentation is being switched off, what was recorded until now is cut
         and exported first.
         """
+        _log.prepare()
         with self._drain_locked(), self._state_lock:
             previous = settings.current
-            workers = self._plan_workers(config, previous, build)
+            workers = self._plan_workers(config, previous)
             if previous.enabled and not config.enabled:
                 self._cut_locked()
             commit()
             if config.enabled and not previous.enabled:
                 self.aggregator.start_time = time.time()
             self._closed = False
-            if workers is not None:
-                retired = [w for w in self._workers if w not in workers]
-                self._workers = workers
-                self._built_for = config.exporters
-                if self._thread is not None:
-                    for worker in workers:
-                        worker.start()
-                self._retire(retired, config.exit_timeout)
+            retired = [w for w in self._workers if w not in workers]
+            self._workers = workers
+            self._built_for = config.exporters
+            if self._thread is not None:
+                for worker in workers:
+                    worker.start()
+            self._retire(retired, config.exit_timeout)
         _buffers.wake()  # let the collector pick up a new interval now
-        if _buffers._registry:
+        if _buffers.has_lists():
             self.ensure_started()
 
-    def _plan_workers(self, config: Config, previous: Config, build: bool) -> list[ExportWorker] | None:
-        """The workers *config* needs, reusing running ones whose exporter is unaffected.
-
-        None when nothing has to change (exporters not built yet and not asked for).
-        """
+    def _plan_workers(self, config: Config, previous: Config) -> list[ExportWorker]:
+        """The workers *config* needs, reusing running ones whose exporter is unaffected."""
         from .exporters import OPTIONS_USED, create
 
-        if self._built_for is None and not build:
-            return None
         planned = []
         for spec in config.exporters:
             reusable = None
@@ -489,7 +494,6 @@ class Pipeline:
             workers, self._workers = self._workers, []
             self._built_for = None
             retiring, self._retiring = self._retiring, []
-            _record.collector_running = False
         stop.set()
         _buffers.wake()
         if collector is not None and collector is not threading.current_thread():
@@ -514,8 +518,7 @@ class Pipeline:
             queue_size = settings.current.queue_size
             self._workers = [ExportWorker(exporter, queue_size, spec) for exporter, spec in survivors]
             self._built_for = built_for
-        _record.collector_running = False
-        _flush_before_multiprocessing_exit()
+        flush_before_multiprocessing_exit()
 
     def _exporters_for_child(self) -> list[tuple[Any, str | None]] | None:
         """Exporters that carry on in a forked child, or None to build them anew there.
@@ -571,13 +574,14 @@ def _flush_at_process_exit() -> None:
     PIPELINE.at_exit()
 
 
-def _register_multiprocessing_flush(_: object = None) -> None:
+def register_multiprocessing_flush(_: object = None) -> None:
+    """Flush from multiprocessing's exit finalizers (its workers end with os._exit())."""
     util = sys.modules.get("multiprocessing.util")
     if util is not None:
         util.Finalize(None, _flush_at_process_exit, exitpriority=0)
 
 
-def _flush_before_multiprocessing_exit() -> None:
+def flush_before_multiprocessing_exit() -> None:
     """multiprocessing's forked workers end with os._exit(), which skips atexit.
 
     They run multiprocessing's own exit finalizers first; register one there. It has
@@ -586,36 +590,4 @@ def _flush_before_multiprocessing_exit() -> None:
     """
     util = sys.modules.get("multiprocessing.util")
     if util is not None:
-        util.register_after_fork(PIPELINE, _register_multiprocessing_flush)
-
-
-def _inside_multiprocessing_worker() -> bool:
-    """True in a multiprocessing child (fork, forkserver or spawn) that imports us late."""
-    process = sys.modules.get("multiprocessing.process")
-    return process is not None and getattr(process, "parent_process", lambda: None)() is not None
-
-
-def _preparing_multiprocessing_child() -> bool:
-    """True while a spawn or forkserver child (or the fork server) imports the main
-    module, before multiprocessing's bootstrap clears the exit finalizers."""
-    process = sys.modules.get("multiprocessing.process")
-    return process is not None and bool(getattr(process.current_process(), "_inheriting", False))
-
-
-def start_collector() -> None:
-    PIPELINE.ensure_started()
-
-
-_buffers.on_first_record = start_collector
-_record.start_collector = start_collector
-atexit.register(_flush_at_process_exit)
-if _inside_multiprocessing_worker():
-    # Imported after the fork (forkserver, spawn, or a task importing late): the
-    # after-fork path above never ran in this process.
-    _register_multiprocessing_flush()
-elif _preparing_multiprocessing_child():
-    # Imported with the main module by a spawn or forkserver child: its bootstrap has
-    # yet to clear the finalizers (forkserver children then end with os._exit()).
-    _flush_before_multiprocessing_exit()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=PIPELINE.after_fork_in_child)
+        util.register_after_fork(PIPELINE, register_multiprocessing_flush)

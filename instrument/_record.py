@@ -19,27 +19,44 @@ from typing import Any, TypeVar
 
 from . import _log
 from ._buffers import overflow, register, slow_threshold
-from ._metrics import COUNTER, GAUGE, HISTOGRAM, TIMER, Series, resolve_call_site
+from ._metrics import COUNTER, GAUGE, HISTOGRAM, TIMER, UNSET, Series, resolve_call_site
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SLOW_AT = slow_threshold(262_144, 1_048_576)  # set from the configuration by `configure()`
+# The hot path reads these as plain module globals (the cheapest read there is). They
+# mirror the runtime's state and only `set_state()`, called by `_runtime.Runtime`, writes them.
+SLOW_AT = slow_threshold(262_144, 1_048_576)  # list length at which `overflow` takes over
 ENABLED = True  # the kill switch for count()/record()/gauge(); decorators check it once
 
-# Called by gauge() while no collector runs, so a process that only sets gauges still
-# exports them. Set by the pipeline; `collector_running` is kept current by it.
-def _not_started() -> None:
-    """Replaced by the pipeline when it is imported."""
+
+def _nothing() -> None:
+    """No runtime yet: nothing to start."""
 
 
-start_collector: Callable[[], None] = _not_started
-collector_running = False
+# Called with the first value of each gauge series, so that a process that only sets
+# gauges starts exporting them (buffers have `_buffers.on_first_record` for the rest).
+start_collector: Callable[[], None] = _nothing
+
+
+def set_state(*, enabled: bool, slow_at: int, on_start: Callable[[], None]) -> None:
+    """Set what the hot path reads (called by the runtime only)."""
+    global ENABLED, SLOW_AT, start_collector
+    ENABLED = enabled
+    SLOW_AT = slow_at
+    start_collector = on_start
 
 _MAX = sys.float_info.max  # larger ints cannot be aggregated as floats
+# Call-site caches: (name, *tag items) -> series, for count()/record()/gauge()/timer().
 _counters: dict[Any, Series] = {}
 _histograms: dict[Any, Series] = {}
 _gauges: dict[Any, Series] = {}
 _timers: dict[Any, Series] = {}
+
+
+def forget_call_sites() -> None:
+    """Empty the call-site caches (`instrument.testing.reset()`)."""
+    for cache in (_counters, _histograms, _gauges, _timers):
+        cache.clear()
 
 
 def append(series: Series, value: object) -> None:
@@ -338,12 +355,12 @@ def gauge(name: str, value: int | float, tags: Mapping[str, Any] | None = None, 
         series = resolve_call_site(_gauges, GAUGE, name, tags, unit)
     if (value.__class__ is not int and value.__class__ is not float) or not -_MAX <= value <= _MAX:
         value = _finite_value("gauge", name, value)
+    if series.value is UNSET:  # this series' first value: the pipeline may have to start
+        start_collector()
     # Value first, flag second: the collector clears the flag before it reads the
     # value, so a value is never lost, at worst reported in two batches.
     series.value = value
     series.changed = True
-    if not collector_running:
-        start_collector()
 
 
 def timer(name: str, tags: Mapping[str, Any] | None = None) -> Timer:

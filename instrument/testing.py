@@ -10,6 +10,7 @@
 `capture()` collects what was recorded while the block ran (by any thread), merged
 per series. It does not replace the configured exporters: they still receive
 everything. Self-metrics (``instrument.*``) are left out unless asked for.
+`reset()` puts instrument back as it was right after import, between tests.
 """
 
 from __future__ import annotations
@@ -21,8 +22,22 @@ from typing import Any
 from ._histogram import HistogramData
 from ._model import Batch, Point, merge
 from ._pipeline import PIPELINE
+from ._runtime import RUNTIME
 
-__all__ = ["Captured", "capture"]
+__all__ = ["Captured", "capture", "reset"]
+
+
+def reset(timeout: float = 5.0) -> None:
+    """Put instrument back as it was right after ``import instrument``.
+
+    Stops the background threads and shuts the exporters down (within *timeout*
+    seconds), discards what was recorded and not exported, forgets every gauge's
+    value and every `configure()` call (the ``INSTRUMENT_*`` variables are read
+    again), removes the SIGTERM handler if it is instrument's, and lets each problem be
+    logged once more. Declared metrics stay declared, so decorated functions keep
+    working. Call it between tests that configure instrument differently.
+    """
+    RUNTIME.reset(timeout)
 
 
 class Captured:

@@ -8,17 +8,19 @@ import pytest
 
 import instrument
 from instrument.exporters.memory import MemoryExporter
+from instrument.testing import reset
 
 
 @pytest.fixture
 def exported():
-    """A MemoryExporter receiving every batch; export only happens on flush()."""
+    """A MemoryExporter receiving every batch; export only happens on flush(). Afterwards
+    instrument is as it was right after import."""
     exporter = MemoryExporter()
     instrument.flush(5.0)  # earlier tests' records go to earlier exporters
     instrument.configure(exporters=[exporter], interval=3600.0, enabled=True)
     yield exporter
     instrument.flush(5.0)
-    instrument.configure(exporters=[], interval=10.0, buffer_size=262_144, max_pending=1_048_576)
+    reset()
 
 
 # A process started in the background by a non-interactive shell (`cmd &`, as a CI

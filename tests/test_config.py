@@ -83,12 +83,25 @@ class TestEnvironment:
             from_environ({variable: value})
         assert message in str(info.value)
 
-    def test_malformed_variable_fails_at_import(self):
-        """A bad variable is a start-up error: `import instrument` raises and says which."""
-        env = {**os.environ, "INSTRUMENT_INTERVAL": "x"}
-        result = subprocess.run([sys.executable, "-c", "import instrument"], env=env, capture_output=True, text=True)
-        assert 0 != result.returncode
-        assert "ConfigurationError: INSTRUMENT_INTERVAL is 'x'" in result.stderr
+    def test_malformed_variable_is_reported_when_instrument_starts(self):
+        """`import instrument` never raises; configure() raises naming the variable; without
+        configure(), the first record logs it once and instrumentation stays off."""
+        env = {**os.environ, "INSTRUMENT_INTERVAL": "x", "INSTRUMENT_EXPORTERS": "memory"}
+        code = (
+            "import instrument\n"
+            "try:\n"
+            "    instrument.configure()\n"
+            "except instrument.ConfigurationError as exc:\n"
+            "    print('configure:', exc)\n"
+            "instrument.count('x'); instrument.count('y')\n"
+            "print('enabled:', instrument._record.ENABLED)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert 0 == result.returncode, result.stderr
+        assert ["configure: INSTRUMENT_INTERVAL is 'x'; it must be a number of seconds", "enabled: False"] == \
+            result.stdout.splitlines()
+        assert ["instrument: INSTRUMENT_INTERVAL is 'x'; it must be a number of seconds; instrumentation is off "
+                "in this process"] == result.stderr.splitlines()
 
     def test_unknown_exporter_lists_known_ones(self):
         with pytest.raises(ConfigurationError) as info:

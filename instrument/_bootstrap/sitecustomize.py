@@ -13,6 +13,8 @@ def _start() -> None:
         import instrument  # reads INSTRUMENT_*
         from instrument._config import settings
 
+        if settings.error is not None:
+            raise settings.error
         if settings.current.enabled:
             import instrument.auto
             from instrument.integrations import _uwsgi
@@ -20,11 +22,11 @@ def _start() -> None:
             instrument.auto.install()
             _uwsgi.watch()  # uwsgi creates its module without an import: see _uwsgi
             if settings.current.exporters:
-                from instrument._pipeline import PIPELINE
+                from instrument._runtime import RUNTIME
 
                 # The exporters, and all they import, are created here in the main
                 # thread, before the program can fork; threads start on the first record.
-                PIPELINE.prepare()
+                RUNTIME.prepare()
     except Exception as exc:
         sys.stderr.write(f"instrument: not instrumenting this process: {exc}\n")
 

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 # Module state; a forked worker inherits it from the master.
 _origin: int | None = None  # pid of the process uwsgi forks from (where we first saw uwsgi)
 _hooks_installed = False  # post-fork and exit hooks are in the uwsgi module
-_held = False  # the pipeline's threads are held back (until this process is a worker)
 _reset_in: int | None = None  # pid of the worker whose pipeline was last reset
 _at_fork_ran_in: int | None = None  # pid of a worker in which os.register_at_fork handlers ran
 
@@ -164,12 +163,12 @@ def applications(uwsgi: ModuleType) -> list[tuple[str, str, bool]]:
 
 def _hold_threads() -> None:
     """Start no collector or exporter thread in this process until it is a forked worker."""
-    global _held, _origin
-    from .. import _buffers, _record
+    global _origin
+    from .._runtime import RUNTIME
 
-    if _held:
+    if RUNTIME.held:
         return
-    if _record.collector_running:
+    if not RUNTIME.hold(_start_if_forked):
         _log.warn_once(
             ("uwsgi", "thread-before-fork"),
             "instrument: its background thread was already running when uwsgi loaded the "
@@ -177,11 +176,8 @@ def _hold_threads() -> None:
             "`instrument run`, or with --lazy-apps",
         )
         return
-    _held = True
     if _origin is None:
         _origin = os.getpid()
-    _buffers.on_first_record = _start_if_forked
-    _record.start_collector = _start_if_forked
 
 
 def _start_if_forked() -> None:
@@ -191,21 +187,16 @@ def _start_if_forked() -> None:
     series): the worker resets and starts here instead.
     """
     if os.getpid() != _origin:
-        after_fork()
-        from .._pipeline import start_collector
+        from .._runtime import RUNTIME
 
-        start_collector()
+        after_fork()
+        RUNTIME.ensure_started()
 
 
 def _release_threads() -> None:
-    global _held
-    if not _held:
-        return
-    from .. import _buffers, _pipeline, _record
+    from .._runtime import RUNTIME
 
-    _held = False
-    _buffers.on_first_record = _pipeline.start_collector
-    _record.start_collector = _pipeline.start_collector
+    RUNTIME.release()
 
 
 def _mark_at_fork() -> None:
@@ -308,13 +299,13 @@ def _guard_stop_signals() -> None:
     WSGI middleware hold them back during requests (see `StopGuard`)."""
     if not hasattr(signal, "pthread_sigmask"):
         return
-    from .._pipeline import PIPELINE
+    from .._runtime import RUNTIME
     from . import wsgi
 
     guard = StopGuard()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        PIPELINE.start()  # the collector and exporter threads inherit the blocked mask
+        RUNTIME.start()  # the collector and exporter threads inherit the blocked mask
         threading.Thread(target=guard.watch, name="instrument-uwsgi-stop", daemon=True).start()
     except RuntimeError:  # no thread can start: leave uwsgi's signals alone
         return

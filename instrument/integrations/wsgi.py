@@ -125,8 +125,6 @@ class _Active:
             series.changed = True
             if len(entries) == count:
                 break
-        if not _record.collector_running:
-            _record.start_collector()
 
 
 _actives: dict[tuple[str, str], _Active] = {}

@@ -557,8 +557,8 @@ class TestExecutedDescendants:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
         env.update(INSTRUMENT_EXPORTERS="prometheus", INSTRUMENT_PROMETHEUS_ADDRESS=f"127.0.0.1:{port}")
         code = (
-            "from instrument._pipeline import PIPELINE; PIPELINE.prepare(); "
-            "print([w.exporter.role for w in PIPELINE._workers])"
+            "from instrument._runtime import RUNTIME; RUNTIME.prepare(); "
+            "print([w.exporter.role for w in RUNTIME.pipeline._workers])"
         )
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert (0, "['endpoint']\n") == (result.returncode, result.stdout), result.stderr
@@ -615,8 +615,9 @@ class TestPrometheusServer:
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [str(os.getpid()).encode()]
         """))
-        # Runs in the master at start-up, before it forks any worker: creates the endpoint there.
-        (site / "gunicorn_conf.py").write_text("import instrument  # noqa: F401\n")
+        # Runs in the master at start-up, before it forks any worker: starts instrument there,
+        # which creates the endpoint (configured by the environment).
+        (site / "gunicorn_conf.py").write_text("import instrument\n\ninstrument.configure()\n")
         metrics_port, app_port = free_port(), free_port()
         env = {
             **os.environ,

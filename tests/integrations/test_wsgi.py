@@ -459,18 +459,20 @@ def fake_uwsgi(**attributes):
 
 @pytest.fixture
 def uwsgi_state(monkeypatch):
-    """_uwsgi's process state, fresh, restored afterwards along with the pipeline's start hooks."""
-    from instrument import _buffers
+    """_uwsgi's process state, fresh, in a runtime as fresh as a master that recorded nothing yet."""
+    from instrument._runtime import RUNTIME
+    from instrument.testing import reset
 
-    for name, value in [("_origin", None), ("_hooks_installed", False), ("_held", False), ("_reset_in", None)]:
+    reset()
+    for name, value in [("_origin", None), ("_hooks_installed", False), ("_reset_in", None)]:
         monkeypatch.setattr(_uwsgi, name, value)
-    monkeypatch.setattr(_buffers, "on_first_record", _buffers.on_first_record)
-    monkeypatch.setattr(_record, "start_collector", _record.start_collector)
-    monkeypatch.setattr(_record, "collector_running", False)  # as in a master that recorded nothing yet
     resets = []
     monkeypatch.setattr(_uwsgi, "_flush_at_exit", lambda: resets.append("flush"))
     monkeypatch.setattr("instrument._pipeline.PIPELINE.after_fork_in_child", lambda: resets.append("reset"))
-    return resets
+    monkeypatch.setattr(_uwsgi, "_guard_stop_signals", lambda: None)  # a worker's signal guard: not here
+    yield resets
+    RUNTIME.release()
+    reset()
 
 
 class TestUwsgiHooks:
@@ -483,19 +485,20 @@ class TestUwsgiHooks:
 
     def test_threads_held_in_master_released_in_worker(self, uwsgi_state, monkeypatch):
         """The master starts no thread; a forked worker resets its pipeline once and starts its own."""
-        from instrument import _pipeline
+        from instrument._runtime import RUNTIME
 
         started = []
-        monkeypatch.setattr(_pipeline, "start_collector", lambda: started.append(os.getpid()))
+        monkeypatch.setattr(RUNTIME.pipeline, "ensure_started", lambda: started.append(os.getpid()))
+        monkeypatch.setattr(_uwsgi, "_guard_stop_signals", lambda: started.append("guarded"))
         _uwsgi.prepare(fake_uwsgi())
-        _record.start_collector()  # in the master: held
-        assert [] == started
+        RUNTIME.ensure_started()  # the first record, in the master: held
+        assert ([], True) == (started, RUNTIME.held)
         monkeypatch.setattr(_uwsgi, "_origin", -1)  # as seen from a worker forked from it
-        _record.start_collector()  # a worker whose post-fork hook did not run
+        RUNTIME.ensure_started()  # a worker whose post-fork hook did not run
         _uwsgi.after_fork()  # its post-fork hook, late: nothing more to do
         assert ["reset"] == uwsgi_state
-        assert [os.getpid()] == started
-        assert _pipeline.start_collector is _record.start_collector
+        assert ["guarded", os.getpid()] == started
+        assert not RUNTIME.held
 
     def test_post_fork_and_atexit_hooks_chain(self, uwsgi_state):
         """Existing post_fork_hook and atexit run too, after our reset and before our flush."""
