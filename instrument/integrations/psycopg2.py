@@ -5,8 +5,9 @@ psycopg2's connection and cursor are C types, and its C code reads them as such:
 typecasters called with a cursor, ``register_type``, ``quote_ident``, adapters'
 ``prepare(conn)``, ``extensions.cursor(conn)``, ``Error.cursor``. Its own extension
 points are the ones used here, as psycopg2's ``LoggingConnection`` uses them:
-``psycopg2.connect`` is wrapped to pass ``connection_factory=`` a subclass of the class
-asked for (``extensions.connection`` by default), and that connection's ``cursor()``
+``psycopg2._connect`` (the C function that ``psycopg2.connect`` calls) is wrapped to pass
+``connection_factory=`` a subclass of the class asked for (``extensions.connection`` by
+default), and that connection's ``cursor()``
 passes ``cursor_factory=`` a subclass of the cursor class it would have used (the
 argument, else ``conn.cursor_factory``, else ``extensions.cursor``; see
 `dbapi.subclass`). ``conn.cursor_factory`` itself is never changed. Timed: the
@@ -129,17 +130,21 @@ class Hooks:
         return factory
 
     def connect_wrapper(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        """``psycopg2.connect``, passing ``connection_factory=`` the instrumented subclass."""
+        """psycopg2's C ``_connect``, which ``psycopg2.connect`` calls, passing
+        ``connection_factory=`` the instrumented subclass of the class asked for."""
 
-        def connect(dsn: Any = None, connection_factory: Any = None, cursor_factory: Any = None,
-                    **kwargs: Any) -> Any:
-            factory = self.connection_class(connection_factory or self.base_connection)
-            connection = original(dsn, factory, cursor_factory, **kwargs)
+        def _connect(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > 1:
+                args = (args[0], self.connection_class(args[1] or self.base_connection), *args[2:])
+            else:
+                kwargs["connection_factory"] = self.connection_class(
+                    kwargs.get("connection_factory") or self.base_connection)
+            connection = original(*args, **kwargs)
             if isinstance(connection, self.connection_hook):
                 _remember(connection)
             return connection
 
-        return connect
+        return _connect
 
 
 @functools.cache
@@ -164,4 +169,6 @@ class Psycopg2Integration(Integration):
         return self.distribution, self.min_version
 
     def setup(self, module: ModuleType) -> None:
-        self.patch(module, "connect", hooks(module.extensions).connect_wrapper)
+        # Not psycopg2.connect itself, which stays psycopg2's own function: the C function it
+        # calls, looked up in psycopg2's namespace at each call.
+        self.patch(module, "_connect", hooks(module.extensions).connect_wrapper)

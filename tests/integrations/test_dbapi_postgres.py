@@ -366,6 +366,11 @@ class TestPsycopg2DriverTypes:
         finally:
             conn.close()
 
+    def test_connect_is_psycopg2_s_own_function(self):
+        """psycopg2.connect is untouched; the hook is the C function it calls, which takes the factory."""
+        assert not hasattr(psycopg2.connect, "__instrument_original__")
+        assert hasattr(psycopg2._connect, "__instrument_original__")
+
     def test_statements_of_any_cursor_of_the_connection_are_timed(self, conn2):
         """A cursor class given at cursor() or set as the connection's cursor_factory is instrumented once."""
         conn2.cursor_factory = psycopg2.extras.DictCursor
@@ -634,7 +639,7 @@ class TestUninstall:
         """Every patched function and method is put back, then installed again."""
         instrument.auto.uninstall(["psycopg2", "psycopg"])
         try:
-            assert not hasattr(psycopg2.connect, "__instrument_original__")
+            assert not hasattr(psycopg2._connect, "__instrument_original__")
             for cls, name in ((psycopg.Cursor, "execute"), (psycopg.ServerCursor, "execute"),
                               (psycopg.AsyncCursor, "executemany"), (psycopg.Connection, "commit")):
                 assert not hasattr(vars(cls)[name], "__instrument_original__")
