@@ -299,8 +299,9 @@ def subclass(cls: type, hook: type, slots: tuple[str, ...] = ()) -> type:
             "__slots__": slots,
             _INSTRUMENTED_BASE: cls,
         }
-        found = type(cls.__name__, bases, namespace)
-        _subclasses[key] = found
+        # Two threads may build one at the same time: both get the first one stored (no
+        # lock, which a fork could inherit held).
+        found = _subclasses.setdefault(key, type(cls.__name__, bases, namespace))
     return found
 
 
@@ -352,10 +353,9 @@ def _adopt(obj: Any, methods: Callable[[type], dict[str, Any]]) -> bool:
         namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
                      "__slots__": (), _INSTRUMENTED_BASE: cls, **methods(cls)}
         try:
-            found = type(cls.__name__, (cls,), namespace)
+            found = _subclasses.setdefault(key, type(cls.__name__, (cls,), namespace))
         except TypeError:
             return False
-        _subclasses[key] = found
     try:
         obj.__class__ = found
     except TypeError:
