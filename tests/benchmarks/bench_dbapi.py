@@ -5,8 +5,9 @@ Three cursors are measured in one process, rounds interleaved, as medians of ns/
 
 - bare: the real sqlite3 cursor;
 - instrument: ``instrument.auto.install(include=["sqlite3"])`` and ``sqlite3.connect``
-  (a subclass of sqlite3's Cursor, made through its factory hook), recording ``db.client.operation.duration`` into the per-thread buffers (exporter:
-  the in-memory one, flushed between rounds, so the calling thread's cost is measured);
+  (a subclass of sqlite3's Cursor, made through its factory hook), recording
+  ``db.client.operation.duration`` into the per-thread buffers (exporter: the in-memory
+  one, flushed between rounds, so the calling thread's cost is measured);
 - OpenTelemetry: ``SQLite3Instrumentor().instrument(tracer_provider=TracerProvider())``
   and ``sqlite3.connect``: the SDK's TracerProvider with its default sampler
   (ParentBased(ALWAYS_ON)) and no span processor or exporter, so every span is created,
