@@ -114,9 +114,10 @@ class Databases:
     def put(self, connection: Any, database: Database) -> None:
         key = id(connection)
         try:
-            weakref.finalize(connection, self._found.pop, key, None)
+            finalizer = weakref.finalize(connection, self._found.pop, key, None)
         except TypeError:
             return
+        finalizer.atexit = False  # nothing to forget at exit
         self._found[key] = database
 
 

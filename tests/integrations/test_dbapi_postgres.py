@@ -397,6 +397,20 @@ class TestPsycopgDriverTypes:
         assert type(conn3.cursor()) is psycopg.Cursor
         assert type(conn3.cursor("named")) is psycopg.ServerCursor
 
+    def test_a_subclass_calling_super_is_timed_once(self, conn3):
+        """A Cursor subclass whose execute calls super() records one operation per call."""
+
+        class AuditedCursor(psycopg.Cursor):
+            def execute(self, query, params=None, **kwargs):
+                self.audited = True
+                return super().execute(query, params, **kwargs)
+
+        conn3.cursor_factory = AuditedCursor
+        with capture() as captured:
+            cur = conn3.execute("SELECT 1")
+        assert cur.audited and type(cur) is AuditedCursor
+        assert {("SELECT", None): 1} == operations(captured)
+
     def test_cursors_built_by_hand_are_timed(self, conn3):
         """Cursor(conn) and ClientCursor(conn), made without conn.cursor(), are timed too."""
         with capture() as captured:
