@@ -268,12 +268,14 @@ def async_fixed_method(function: Callable[..., Any], database: DatabaseOf, op: s
 #
 # `subclass(cls, hook)` is `cls` with `hook`'s timed methods. `hook` is a class derived
 # from the driver's base (sqlite3.Cursor, ...), defining only timed methods and no
-# state (`__slots__ = ()`). For the driver's base itself the result is `hook` plus a
-# slot; for a program's own class (psycopg2's RealDictCursor, a sqlite3.Connection
-# subclass) it is `class X(cls, hook)`, whose method order puts `hook` right above the
+# state (`__slots__ = ()`). For the driver's base itself the result is `class X(hook)`;
+# for a program's own class (psycopg2's RealDictCursor, a sqlite3.Connection subclass)
+# it is `class X(cls, hook)`, whose method order (C3) puts `hook` right above the
 # driver's base: the program's overrides run first and their `super()` calls reach the
-# timed methods, then the driver's. The result has the name, qualified name, module and
-# docstring of `cls`, so reprs and error messages read as they would without us.
+# timed methods, then the driver's, each once. `X` has the name, qualified name, module
+# and docstring of `cls`, so `repr()` of its instances reads as without us; the only
+# state it adds is in slots (the C drivers' per-connection `Database`), never in
+# `__dict__`.
 
 _INSTRUMENTED_BASE = "__instrument_base__"
 _subclasses: dict[tuple[type, object], type] = {}
