@@ -4,8 +4,9 @@
 
 Each suite runs once as it is and once under ``instrument run --exporter jsonl``, against
 real servers this script starts on 127.0.0.1 (see tests/integrations/db_servers.py).
-The run fails when any test's outcome differs between the two runs, when a run
-crashes, or when the instrumented run recorded no ``db.client.operation.duration``
+The run fails when any test's outcome differs between the two runs (and again in a
+second pair of runs, which is made only when the first pair differs: some suites have
+load-dependent tests), when a run crashes, or when the instrumented run recorded no ``db.client.operation.duration``
 point of the suite's database system (the instrumentation would not have been
 exercised). The only differences accepted are those listed, with the reason, under
 "Tests that assert exact type identity" in docs/databases.md.
@@ -247,6 +248,15 @@ def _run(suite: Suite, prepared: Prepared, out: Path, instrumented: bool, log: P
     return Run(outcomes, result.returncode, seconds, points)
 
 
+def _pair(suite: Suite, prepared: Prepared, place: Path, attempt: str) -> dict[str, Run]:
+    """The suite run plain, then instrumented."""
+    runs: dict[str, Run] = {}
+    for mode in ("plain", "instrumented"):
+        out = place / f"{mode}{attempt}.{'xml' if prepared.junit else 'json'}"
+        runs[mode] = _run(suite, prepared, out, mode == "instrumented", place / f"{mode}{attempt}.log")
+    return runs
+
+
 def allowed_differences(text: str | None = None) -> dict[str, str]:
     """{test id: reason} from the table under "Tests that assert exact type identity" in
     docs/databases.md (or in *text*)."""
@@ -312,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="instrument-transparency-"))
     rows: list[str] = []
     problems: list[str] = []
+    notes: list[str] = []
     try:
         with servers_for(suites) as servers:
             for suite in suites:
@@ -322,12 +333,21 @@ def main(argv: list[str] | None = None) -> int:
                 except Unavailable as exc:
                     rows.append(f"{suite.name:9} NOT RUN: {exc}")
                     continue
-                runs: dict[str, Run] = {}
-                for mode in ("plain", "instrumented"):
-                    out = place / f"{mode}.{'xml' if prepared.junit else 'json'}"
-                    runs[mode] = _run(suite, prepared, out, mode == "instrumented", place / f"{mode}.log")
+                runs = _pair(suite, prepared, place, "")
                 plain, inst = runs["plain"], runs["instrumented"]
                 differ, excused = compare(plain.outcomes, inst.outcomes, allowed)
+                if differ:
+                    # A difference counts if a second pair of whole runs shows it again: some
+                    # suites have tests that depend on the machine's load (psycopg2's
+                    # test_flush_on_write says so). Whole runs, not the tests alone, so that a
+                    # difference caused by an earlier test's state is reproduced too.
+                    again = _pair(suite, prepared, place, "-again")
+                    repeated, _ = compare(again["plain"].outcomes, again["instrumented"].outcomes, allowed)
+                    for key, pair in differ.items():
+                        if key not in repeated:
+                            notes.append(f"{suite.name}: {key}: {pair[0]} plain, {pair[1]} instrumented, "
+                                         "not repeated in a second pair of runs (load-dependent)")
+                    differ = {key: pair for key, pair in differ.items() if key in repeated}
                 for key, (was, now) in differ.items():
                     problems.append(f"{suite.name}: {key}: {was} plain, {now} instrumented")
                 for mode, run in runs.items():
@@ -352,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         print(row)
     for key, reason in allowed.items():
         print(f"allowed (docs/databases.md): {key}: {reason}")
+    for note in notes:
+        print(f"note: {note}")
     for problem in problems:
         print(f"DIFFERS: {problem}")
     print(f"\ntransparency: {len(problems)} problems, {time.monotonic() - started:.0f} s in all")
