@@ -54,7 +54,7 @@ def _connection_db(connection: Any) -> Database | None:
 
 
 def _cursor_db(cursor: Any) -> Database | None:
-    return _databases.get(cursor._conn)
+    return _databases.get(cursor.connection)
 
 
 class PsycopgIntegration(Integration):
