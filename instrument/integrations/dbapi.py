@@ -1,53 +1,58 @@
-"""DB-API 2.0 instrumentation for any driver: connections and cursors as transparent proxies.
+"""DB-API 2.0 instrumentation: the driver's own objects, timed through the hooks it offers.
 
->>> import instrument.integrations.dbapi as dbapi
->>> import mydriver
->>> dbapi.instrument_connect(mydriver, "connect", db_system="mydb")
+A program under instrumentation must not be able to tell (see docs/databases.md), so
+connections and cursors are never wrapped in proxies: C code of the drivers reads the
+real type, and a proxy crashed psycopg2's typecasters. Instead, one of two hooks:
 
-From then on ``mydriver.connect(...)`` returns a `ConnectionProxy` whose cursors are
-`CursorProxy` objects (wrapt ``ObjectProxy``): ``execute``, ``executemany``,
-``callproc``, ``commit`` and ``rollback`` are timed into
-``db.client.operation.duration`` (seconds) tagged ``db.system.name``,
-``db.operation.name`` (the statement's keyword, see `_sql`), ``db.namespace`` when
-the driver names the database without a query, and ``error.type`` when the call
-raises (the driver's exception propagates unchanged). When a statement returns rows
-and the driver knows how many (``rowcount``), ``db.client.response.returned_rows``
-records that number. Asynchronous drivers whose ``cursor()`` is a plain call and whose
-statements are awaited (psycopg 3's ``AsyncConnection``) get `AsyncConnectionProxy`
-and `AsyncCursorProxy`, which time the awaited calls.
+- **Subclasses** (`subclass`), for drivers written in C (sqlite3, psycopg2). Their
+  ``connect`` and ``cursor`` take the class to build (sqlite3's ``factory``, psycopg2's
+  ``connection_factory`` and ``cursor_factory``), so the integration passes a subclass
+  of the class the program asked for, whose ``execute``, ``executemany``, ``callproc``,
+  ``commit`` and ``rollback`` are timed. The subclass keeps the name, module and
+  docstring of its base; C type checks, ``Error.cursor``, adapters and typecasters see a
+  real instance of the driver's type.
+- **Class-level patches** (`statement_method`, `fixed_method` and their async
+  versions), for drivers written in Python (psycopg 3, PyMySQL): the methods of the
+  driver's own classes are replaced by timed wrappers, so every object keeps its exact
+  type, however it was made.
 
-Everything else passes through to the real object: attributes, ``fetch*``,
-``description``, ``rowcount``, iteration, ``with`` / ``async with`` blocks (which hand
-back the proxy), custom cursor and row factories. A proxy has exactly the methods of
-the object it wraps: ``hasattr(conn, "execute")`` is false when the driver's
-connection has no ``execute``, because drivers branch on such checks. Functions of a
-driver that type-check their argument in C cannot accept a proxy; the driver
-integrations patch those with `unwrapping`. Never recorded: SQL text beyond its
-keyword, parameters, literals, credentials.
+Both record ``db.client.operation.duration`` (seconds) tagged ``db.system.name``,
+``db.namespace``, ``server.address``, ``server.port`` (each when the driver knows it
+without a query), ``db.operation.name`` (the statement's keyword, see `_sql`) and
+``error.type`` when the call raises (the driver's exception propagates unchanged);
+and, when a statement returns rows and the driver knows how many (``rowcount``),
+``db.client.response.returned_rows``. Never recorded: SQL text beyond its keyword,
+parameters, literals, credentials.
+
+`instrument_connect` instruments any other driver by hand.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
+import weakref
 from collections.abc import Callable
 from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-import wrapt
-
+from .. import _log
 from .._metrics import HISTOGRAM, TIMER, error_name
-from .._suppress import suppressed
+from .._suppress import suppressed, suppressing
 from ._sql import operation
 from ._tagged import Tagged
 
 __all__ = [
-    "AsyncConnectionProxy",
-    "AsyncCursorProxy",
-    "ConnectionProxy",
-    "CursorProxy",
-    "connect_wrapper",
+    "Database",
+    "Databases",
+    "async_fixed_method",
+    "async_statement_method",
+    "fixed_method",
     "instrument_connect",
+    "instrumented",
+    "statement_method",
+    "subclass",
     "uninstrument_connect",
     "unwrap",
     "unwrapping",
@@ -56,65 +61,76 @@ __all__ = [
 
 DURATION = "db.client.operation.duration"
 RETURNED_ROWS = "db.client.response.returned_rows"
-_KEYS = ("db.system.name", "db.namespace", "db.operation.name", "error.type")
+_KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.operation.name", "error.type")
 # A row count past this is a driver's "unknown" sentinel (MySQL's 2**64 - 1), not rows.
 _MAX_ROWS = 2**62
 
 _duration = Tagged(DURATION, TIMER, "s", _KEYS)
-_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:3])
+_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:5])
 
 Namespace = Callable[[tuple[Any, ...], dict[str, Any], Any], str | None]
 
 
 class Database:
-    """What every record of one connection shares.
+    """What every record of one connection shares: its tags, in the order of `_KEYS`."""
 
-    *commits_on_exit*: the driver's ``with conn:`` ends a transaction (commit, or
-    rollback when the block raises), so leaving the block is timed as ``COMMIT`` or
-    ``ROLLBACK``. False for drivers whose ``with`` only closes the connection.
+    __slots__ = ("tags",)
+
+    def __init__(self, system: str, namespace: str | None = None, address: str | None = None,
+                 port: int | None = None) -> None:
+        self.tags = (system, namespace or None, address or None, port or None)
+
+
+class Databases:
+    """The `Database` of each connection, computed once by *describe* (which must not
+    query the server) and forgotten when the connection is collected; for connections
+    of the driver's own classes, which have nowhere of ours to keep it.
+
+    Keyed by ``id()``: a weakly keyed dictionary would build a weak reference on every
+    lookup, and this is the hot path. The entry is removed by a ``weakref.finalize``
+    callback, which runs while the connection is being freed, so before its id can be
+    reused. A connection that cannot be weakly referenced is described on every call.
     """
 
-    __slots__ = ("commits_on_exit", "namespace", "system")
+    def __init__(self, system: str, describe: Callable[[Any], Database] | None = None) -> None:
+        self._system = system
+        self._describe = describe
+        self._found: dict[int, Database] = {}
 
-    def __init__(self, system: str, namespace: str | None, commits_on_exit: bool = False) -> None:
-        self.system = system
-        self.namespace = namespace
-        self.commits_on_exit = commits_on_exit
+    def get(self, connection: Any) -> Database | None:
+        """*connection*'s Database; None for a missing connection (a closed PyMySQL cursor)."""
+        found = self._found.get(id(connection))
+        if found is not None:
+            return found
+        if connection is None:
+            return None
+        try:
+            found = Database(self._system) if self._describe is None else self._describe(connection)
+        except Exception:  # a driver that does not know where it is connected: leave those tags out
+            found = Database(self._system)
+        self.put(connection, found)
+        return found
 
-
-def _timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)``, its duration recorded under *op* (and its error, if any)."""
-    if suppressed():
-        return call(*args, **kwargs)
-    start = perf_counter_ns()
-    try:
-        result = call(*args, **kwargs)
-    except BaseException as exc:
-        _duration.record((db.system, db.namespace, op, error_name(type(exc))), perf_counter_ns() - start)
-        raise
-    _duration.record((db.system, db.namespace, op, None), perf_counter_ns() - start)
-    return result
-
-
-async def _timed_async(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`_timed` for a call that returns an awaitable: timed until it completes."""
-    if suppressed():
-        return await call(*args, **kwargs)
-    start = perf_counter_ns()
-    try:
-        result = await call(*args, **kwargs)
-    except BaseException as exc:
-        _duration.record((db.system, db.namespace, op, error_name(type(exc))), perf_counter_ns() - start)
-        raise
-    _duration.record((db.system, db.namespace, op, None), perf_counter_ns() - start)
-    return result
+    def put(self, connection: Any, database: Database) -> None:
+        key = id(connection)
+        try:
+            finalizer = weakref.finalize(connection, self._found.pop, key, None)
+        except TypeError:
+            return
+        finalizer.atexit = False  # nothing to forget at exit
+        self._found[key] = database
 
 
-def _returned_rows(db: Database, op: str, cursor: Any) -> None:
-    """Record the row count of a statement that returned rows, when the driver knows it.
+# --- timing --------------------------------------------------------------------------
 
-    Called after a statement was timed, so only when instrumentation is not suppressed.
-    """
+
+def _record(db: Database, op: str, error: BaseException | None, start: int) -> None:
+    elapsed = perf_counter_ns() - start
+    _duration.record((*db.tags, op, None if error is None else error_name(type(error))), elapsed)
+
+
+def returned_rows(db: Database, op: str, cursor: Any) -> None:
+    """Record the row count of a statement that returned rows, when the driver knows it."""
     try:
         if cursor.description is None:
             return
@@ -122,327 +138,182 @@ def _returned_rows(db: Database, op: str, cursor: Any) -> None:
     except Exception:
         return
     if type(count) is int and 0 <= count < _MAX_ROWS:
-        _rows.record((db.system, db.namespace, op), count)
+        _rows.record((*db.tags, op), count)
 
 
-# --- the proxies ----------------------------------------------------------------------
+def timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, its duration recorded under *op* (and its error, if any)."""
+    start = perf_counter_ns()
+    try:
+        result = call(*args, **kwargs)
+    except BaseException as exc:
+        _record(db, op, exc, start)
+        raise
+    _record(db, op, None, start)
+    return result
 
 
-class _Proxy(wrapt.ObjectProxy[Any]):
-    """What every proxy shares: the database it records for; never copied or pickled."""
-
-    def __init__(self, wrapped: Any, db: Database) -> None:
-        super().__init__(wrapped)
-        self._self_db = db
-
-    def __iter__(self) -> Any:
-        iterator = iter(self.__wrapped__)
-        return self if iterator is self.__wrapped__ else iterator  # cursors are their own iterators
-
-    def __copy__(self) -> Any:
-        raise TypeError(f"instrumented {type(self.__wrapped__).__name__} objects cannot be copied")
-
-    def __deepcopy__(self, memo: Any) -> Any:
-        raise TypeError(f"instrumented {type(self.__wrapped__).__name__} objects cannot be copied")
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError(f"instrumented {type(self.__wrapped__).__name__} objects cannot be pickled")
+async def timed_async(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`timed` for a call that returns an awaitable: timed until it completes."""
+    start = perf_counter_ns()
+    try:
+        result = await call(*args, **kwargs)
+    except BaseException as exc:
+        _record(db, op, exc, start)
+        raise
+    _record(db, op, None, start)
+    return result
 
 
-class CursorProxy(_Proxy):
-    """A cursor whose statements are timed; everything else is the real cursor's."""
-
-    def __init__(self, cursor: Any, db: Database, connection: Any = None) -> None:
-        super().__init__(cursor, db)
-        self._self_connection = connection
-
-    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        # The hot path, written out rather than through `_timed`: one check of
-        # `suppressed()` and no argument repacking.
-        wrapped = self.__wrapped__
-        if suppressed():
-            result = wrapped.execute(statement, *args, **kwargs)
-            return self if result is wrapped else result
-        db = self._self_db
-        op = operation(statement)
-        start = perf_counter_ns()
-        try:
-            result = wrapped.execute(statement, *args, **kwargs)
-        except BaseException as exc:
-            _duration.record((db.system, db.namespace, op, error_name(type(exc))), perf_counter_ns() - start)
-            raise
-        _duration.record((db.system, db.namespace, op, None), perf_counter_ns() - start)
-        _returned_rows(db, op, wrapped)
-        return self if result is wrapped else result
-
-    def executemany(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__
-        result = _timed(self._self_db, operation(statement), wrapped.executemany, statement, *args, **kwargs)
-        return self if result is wrapped else result
-
-    def callproc(self, procname: Any, *args: Any, **kwargs: Any) -> Any:
-        return _timed(self._self_db, "CALL", self.__wrapped__.callproc, procname, *args, **kwargs)
-
-    @property
-    def connection(self) -> Any:
-        """The instrumented connection that made this cursor (the real one otherwise)."""
-        real = self.__wrapped__.connection
-        proxy = self._self_connection
-        return proxy if proxy is not None and unwrap(proxy) is real else real
+def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The statement argument, by position or by the drivers' keyword names for it."""
+    if args:
+        return args[0]
+    for name in ("query", "sql", "operation"):
+        if name in kwargs:
+            return kwargs[name]
+    return None
 
 
-class AsyncCursorProxy(CursorProxy):
-    """An asynchronous cursor: awaited ``execute``/``executemany``/``callproc`` are timed."""
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        op = operation(statement)
-        wrapped = self.__wrapped__
-        result = await _timed_async(self._self_db, op, wrapped.execute, statement, *args, **kwargs)
-        if not suppressed():
-            _returned_rows(self._self_db, op, wrapped)
-        return self if result is wrapped else result
-
-    async def executemany(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__
-        result = await _timed_async(
-            self._self_db, operation(statement), wrapped.executemany, statement, *args, **kwargs
-        )
-        return self if result is wrapped else result
-
-    async def callproc(self, procname: Any, *args: Any, **kwargs: Any) -> Any:
-        return await _timed_async(self._self_db, "CALL", self.__wrapped__.callproc, procname, *args, **kwargs)
+DatabaseOf = Callable[[Any], "Database | None"]
 
 
-class ConnectionProxy(_Proxy):
-    """A connection whose cursors are instrumented and whose transactions are timed."""
+def statement_method(function: Callable[..., Any], database: DatabaseOf, *, rows: bool = True,
+                     nested: bool = False) -> Callable[..., Any]:
+    """*function* (``execute`` or ``executemany`` of a driver class), timed under the
+    statement's keyword for the Database that ``database(self)`` finds (None: not timed).
 
-    _self_cursor_proxy: type[CursorProxy] = CursorProxy
-
-    def _self_cursor(self, cursor: Any) -> Any:
-        if isinstance(cursor, CursorProxy):
-            return cursor
-        base = self._self_cursor_proxy
-        return proxy_class(base, cursor)(cursor, self._self_db, self)
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_cursor(self.__wrapped__.cursor(*args, **kwargs))
-
-    def commit(self) -> Any:
-        return _timed(self._self_db, "COMMIT", self.__wrapped__.commit)
-
-    def rollback(self) -> Any:
-        return _timed(self._self_db, "ROLLBACK", self.__wrapped__.rollback)
-
-    # sqlite3 and psycopg shortcuts that create a cursor and run a statement on it.
-    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        op = operation(statement)
-        cursor = _timed(self._self_db, op, self.__wrapped__.execute, statement, *args, **kwargs)
-        if not suppressed():
-            _returned_rows(self._self_db, op, cursor)
-        return self._self_cursor(cursor)
-
-    def executemany(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        op = operation(statement)
-        return self._self_cursor(_timed(self._self_db, op, self.__wrapped__.executemany, statement, *args, **kwargs))
-
-    def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
-        """sqlite3: the target must be the real connection (checked in C)."""
-        return self.__wrapped__.backup(unwrap(target), *args, **kwargs)
-
-
-class AsyncConnectionProxy(ConnectionProxy):
-    """An asynchronous connection whose ``cursor()`` is a plain call (psycopg 3).
-
-    Its cursors are `AsyncCursorProxy` objects; ``commit``, ``rollback`` and
-    ``execute`` are awaited and timed.
-    """
-
-    _self_cursor_proxy = AsyncCursorProxy
-
-    async def commit(self) -> Any:
-        return await _timed_async(self._self_db, "COMMIT", self.__wrapped__.commit)
-
-    async def rollback(self) -> Any:
-        return await _timed_async(self._self_db, "ROLLBACK", self.__wrapped__.rollback)
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        op = operation(statement)
-        cursor = await _timed_async(self._self_db, op, self.__wrapped__.execute, statement, *args, **kwargs)
-        if not suppressed():
-            _returned_rows(self._self_db, op, cursor)
-        return self._self_cursor(cursor)
-
-    async def executemany(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        op = operation(statement)
-        cursor = await _timed_async(self._self_db, op, self.__wrapped__.executemany, statement, *args, **kwargs)
-        return self._self_cursor(cursor)
-
-
-_Proxies = (CursorProxy, ConnectionProxy)
-
-
-def unwrap(obj: Any) -> Any:
-    """The real connection or cursor behind one of our proxies (or *obj* itself)."""
-    while isinstance(obj, _Proxies):
-        obj = obj.__wrapped__
-    return obj
-
-
-def unwrapping(function: Callable[..., Any]) -> Callable[..., Any]:
-    """*function* taking the real connection or cursor wherever it is given a proxy.
-
-    For driver functions that check their argument's type in C (psycopg2's
-    ``register_type(obj, scope)``, ``quote_ident(s, scope)``, ...), which a proxy can
-    never pass however much it looks like a connection.
+    *rows*: record ``returned_rows`` after it; *nested*: statements that *function* runs
+    through other instrumented methods (PyMySQL's ``executemany`` calls ``execute``) are
+    not recorded again.
     """
 
     @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return function(*map(unwrap, args), **{key: unwrap(value) for key, value in kwargs.items()})
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if suppressed():
+            return function(self, *args, **kwargs)
+        db = database(self)
+        if db is None:
+            return function(self, *args, **kwargs)
+        op = operation(_statement(args, kwargs))
+        start = perf_counter_ns()
+        try:
+            if nested:
+                with suppressing():
+                    result = function(self, *args, **kwargs)
+            else:
+                result = function(self, *args, **kwargs)
+        except BaseException as exc:
+            _record(db, op, exc, start)
+            raise
+        _record(db, op, None, start)
+        if rows:
+            returned_rows(db, op, self)
+        return result
 
-    call.__instrument_original__ = function  # type: ignore[attr-defined]
-    return call
+    return method
 
 
-# --- one proxy class per wrapped type ---------------------------------------------------
+def fixed_method(function: Callable[..., Any], database: DatabaseOf, op: str, *,
+                 nested: bool = False) -> Callable[..., Any]:
+    """*function* (``commit``, ``rollback``, ``callproc``) timed as *op*; see `statement_method`."""
+
+    @functools.wraps(function)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if suppressed():
+            return function(self, *args, **kwargs)
+        db = database(self)
+        if db is None:
+            return function(self, *args, **kwargs)
+        if nested:
+            with suppressing():
+                return timed(db, op, function, self, *args, **kwargs)
+        return timed(db, op, function, self, *args, **kwargs)
+
+    return method
+
+
+def async_statement_method(function: Callable[..., Any], database: DatabaseOf, *,
+                           rows: bool = True) -> Callable[..., Any]:
+    """`statement_method` for a coroutine method: timed until it completes."""
+
+    @functools.wraps(function)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        db = None if suppressed() else database(self)
+        if db is None:
+            return await function(self, *args, **kwargs)
+        op = operation(_statement(args, kwargs))
+        result = await timed_async(db, op, function, self, *args, **kwargs)
+        if rows:
+            returned_rows(db, op, self)
+        return result
+
+    return method
+
+
+def async_fixed_method(function: Callable[..., Any], database: DatabaseOf, op: str) -> Callable[..., Any]:
+    """`fixed_method` for a coroutine method."""
+
+    @functools.wraps(function)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        db = None if suppressed() else database(self)
+        if db is None:
+            return await function(self, *args, **kwargs)
+        return await timed_async(db, op, function, self, *args, **kwargs)
+
+    return method
+
+
+# --- subclasses made through the drivers' factory hooks ---------------------------------
 #
-# A proxy must support exactly what the real object supports. Drivers branch on
-# hasattr() (psycopg2's `_solve_conn_curs` takes anything with `execute` for a cursor),
-# so each instrumented method the wrapped type lacks is hidden: reading it falls through
-# to the real object, which raises its own AttributeError. Protocol methods follow the
-# wrapped type too: `with cursor:` on a driver without it raises the same TypeError as
-# on the real cursor (wrapt's proxies define __enter__ and __aenter__ for every object
-# and would raise AttributeError).
+# `subclass(cls, hook)` is `cls` with `hook`'s timed methods. `hook` is a class derived
+# from the driver's base (sqlite3.Cursor, ...), defining only timed methods and no
+# state (`__slots__ = ()`). For the driver's base itself the result is `class X(hook)`;
+# for a program's own class (psycopg2's RealDictCursor, a sqlite3.Connection subclass)
+# it is `class X(cls, hook)`, whose method order (C3) puts `hook` right above the
+# driver's base: the program's overrides run first and their `super()` calls reach the
+# timed methods, then the driver's, each once. `X` has the name, qualified name, module
+# and docstring of `cls`, so `repr()` of its instances reads as without us; the only
+# state it adds is in slots (the C drivers' per-connection `Database`), never in
+# `__dict__`.
+
+_INSTRUMENTED_BASE = "__instrument_base__"
+_subclasses: dict[tuple[type, object], type] = {}
 
 
-class _Absent:
-    """A method the wrapped type lacks: ``hasattr`` is false and reads reach the real object."""
+def subclass(cls: type, hook: type, slots: tuple[str, ...] = ()) -> type:
+    """*cls* with the timed methods of *hook* (a subclass of the driver's base class).
 
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        raise AttributeError
-
-
-_INSTRUMENTED = {
-    CursorProxy: ("execute", "executemany", "callproc", "connection"),
-    ConnectionProxy: ("cursor", "commit", "rollback", "execute", "executemany", "backup"),
-}
-
-
-def _enter(self: Any) -> Any:
-    result = self.__wrapped__.__enter__()
-    return self if result is self.__wrapped__ else result
-
-
-def _exit(self: Any, *exc_info: Any) -> Any:
-    return self.__wrapped__.__exit__(*exc_info)
-
-
-def _commit_on_exit(self: Any, *exc_info: Any) -> Any:
-    """``with conn:`` ends a transaction: timed as the COMMIT or ROLLBACK it is."""
-    wrapped = self.__wrapped__
-    if not self._self_db.commits_on_exit or getattr(wrapped, "closed", False):
-        return wrapped.__exit__(*exc_info)
-    return _timed(self._self_db, "COMMIT" if exc_info[0] is None else "ROLLBACK", wrapped.__exit__, *exc_info)
-
-
-async def _aenter(self: Any) -> Any:
-    result = await self.__wrapped__.__aenter__()
-    return self if result is self.__wrapped__ else result
-
-
-async def _aexit(self: Any, *exc_info: Any) -> Any:
-    return await self.__wrapped__.__aexit__(*exc_info)
-
-
-async def _commit_on_aexit(self: Any, *exc_info: Any) -> Any:
-    """``async with conn:`` ends a transaction: timed as the COMMIT or ROLLBACK it is."""
-    wrapped = self.__wrapped__
-    if not self._self_db.commits_on_exit or getattr(wrapped, "closed", False):
-        return await wrapped.__aexit__(*exc_info)
-    op = "COMMIT" if exc_info[0] is None else "ROLLBACK"
-    return await _timed_async(self._self_db, op, wrapped.__aexit__, *exc_info)
-
-
-def _next(self: Any) -> Any:
-    return next(self.__wrapped__)
-
-
-def _aiter(self: Any) -> Any:
-    return self.__wrapped__.__aiter__()
-
-
-def _anext(self: Any) -> Any:
-    return self.__wrapped__.__anext__()
-
-
-def _no_context(self: Any, *args: Any) -> Any:
-    with self.__wrapped__:  # raises the interpreter's own TypeError for this type
-        pass
-
-
-async def _no_async_context(self: Any, *args: Any) -> Any:
-    async with self.__wrapped__:  # raises the interpreter's own TypeError for this type
-        pass
-
-
-_PROTOCOL = {
-    "__enter__": _enter,
-    "__exit__": _exit,
-    "__next__": _next,
-    "__aenter__": _aenter,
-    "__aexit__": _aexit,
-    "__aiter__": _aiter,
-    "__anext__": _anext,
-}
-_CONNECTION_PROTOCOL = {**_PROTOCOL, "__exit__": _commit_on_exit, "__aexit__": _commit_on_aexit}
-_MISSING = {
-    "__enter__": _no_context,
-    "__exit__": _no_context,
-    "__aenter__": _no_async_context,
-    "__aexit__": _no_async_context,
-}
-_classes: dict[tuple[type, type], type] = {}
-
-
-def proxy_class(base: type, wrapped: Any) -> type:
-    """*base* fitted to the type of *wrapped* (cached per type).
-
-    Instrumented methods the type lacks are hidden; protocol methods are those it has.
-    An instrumented name counts as present when the type or the first instance seen
-    has it (pymysql sets ``cursor.connection`` per instance).
+    Cached per (class, hook), so one program class gives one instrumented class; *cls*
+    is returned as it is when it already has *hook*'s methods. *slots* are added for the
+    instrumented objects' own state (kept out of ``__dict__``).
     """
-    kind = type(wrapped)
-    key = (base, kind)
-    found = _classes.get(key)
+    if issubclass(cls, hook):
+        return cls
+    key = (cls, hook)
+    found = _subclasses.get(key)
     if found is None:
-        family = CursorProxy if issubclass(base, CursorProxy) else ConnectionProxy
-        protocol = _PROTOCOL if family is CursorProxy else _CONNECTION_PROTOCOL
-        methods: dict[str, Any] = {
-            name: method if hasattr(kind, name) else _MISSING[name]
-            for name, method in protocol.items()
-            if hasattr(kind, name) or name in _MISSING
+        base = hook.__mro__[1]
+        bases = (hook,) if cls is base else (cls, hook)
+        namespace = {
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+            "__slots__": slots,
+            _INSTRUMENTED_BASE: cls,
         }
-        for name in _INSTRUMENTED[family]:
-            if not (hasattr(kind, name) or hasattr(wrapped, name)):
-                methods[name] = _Absent()
-        found = type(base.__name__, (base,), {"__module__": base.__module__, "__slots__": (), **methods})
-        _classes[key] = found
+        # Two threads may build one at the same time: both get the first one stored (no
+        # lock, which a fork could inherit held).
+        found = _subclasses.setdefault(key, type(cls.__name__, bases, namespace))
     return found
 
 
-def wrap_connection(
-    connection: Any,
-    db_system: str,
-    namespace: str | None,
-    *,
-    asynchronous: bool = False,
-    commits_on_exit: bool = False,
-) -> Any:
-    """*connection* behind a `ConnectionProxy` (or `AsyncConnectionProxy`), once."""
-    if isinstance(connection, ConnectionProxy):
-        return connection
-    base = AsyncConnectionProxy if asynchronous else ConnectionProxy
-    return proxy_class(base, connection)(connection, Database(db_system, namespace, commits_on_exit))
+def instrumented(obj: Any) -> bool:
+    """True if *obj*'s class is one of the subclasses made by `subclass`."""
+    return any(_INSTRUMENTED_BASE in vars(kind) for kind in type(obj).__mro__)
+
+
+# --- by hand, for any driver ---------------------------------------------------------------
 
 
 def _name(namespace: Namespace | None, args: tuple[Any, ...], kwargs: dict[str, Any], connection: Any) -> str | None:
@@ -455,45 +326,89 @@ def _name(namespace: Namespace | None, args: tuple[Any, ...], kwargs: dict[str, 
     return name or None
 
 
-def connect_wrapper(
-    original: Callable[..., Any],
-    db_system: str,
-    namespace: Namespace | None = None,
-    *,
-    commits_on_exit: bool = False,
-) -> Callable[..., Any]:
-    """A ``connect`` that returns instrumented connections.
+# Drivers instrumented by hand, through `instrument_connect`: where each connection is
+# connected, and whether each connection class's `with conn:` commits.
+_generic_databases = Databases("other_sql")
+_commits_on_exit: dict[type, bool] = {}
+_GENERIC = object()  # the `_subclasses` key of the classes made by `_adopt`
 
-    *namespace* computes ``db.namespace`` from the connect arguments and the new
-    connection, without a query; *commits_on_exit*: see `Database`.
+
+def _connection_db(conn: Any) -> Database | None:
+    return _generic_databases.get(conn)
+
+
+def _cursor_db(cursor: Any) -> Database | None:
+    return _generic_databases.get(getattr(cursor, "connection", None))
+
+
+def _adopt(obj: Any, methods: Callable[[type], dict[str, Any]]) -> bool:
+    """Turn *obj* into an instance of a subclass of its class that has *methods*.
+
+    Only for classes written in Python, whose instances may change class when the new
+    one has the same layout (it adds no slots). C types refuse it: False.
     """
+    cls = type(obj)
+    if _INSTRUMENTED_BASE in vars(cls):
+        return True
+    key = (cls, _GENERIC)
+    found = _subclasses.get(key)
+    if found is None:
+        namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
+                     "__slots__": (), _INSTRUMENTED_BASE: cls, **methods(cls)}
+        try:
+            found = _subclasses.setdefault(key, type(cls.__name__, (cls,), namespace))
+        except TypeError:
+            return False
+    try:
+        obj.__class__ = found
+    except TypeError:
+        return False
+    return True
 
-    def connect(*args: Any, **kwargs: Any) -> Any:
-        connection = original(*args, **kwargs)
-        name = _name(namespace, args, kwargs, connection)
-        return wrap_connection(connection, db_system, name, commits_on_exit=commits_on_exit)
 
-    connect.__instrument_original__ = original  # type: ignore[attr-defined]
-    return connect
+def _cursor_methods(cls: type) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    # A driver's executemany or callproc may run its own execute: not recorded twice.
+    original = getattr(cls, "execute", None)
+    if callable(original):
+        found["execute"] = statement_method(original, _cursor_db)
+    original = getattr(cls, "executemany", None)
+    if callable(original):
+        found["executemany"] = statement_method(original, _cursor_db, rows=False, nested=True)
+    original = getattr(cls, "callproc", None)
+    if callable(original):
+        found["callproc"] = fixed_method(original, _cursor_db, "CALL", nested=True)
+    return found
 
 
-def async_connect_wrapper(
-    original: Callable[..., Any],
-    db_system: str,
-    namespace: Namespace | None = None,
-    *,
-    commits_on_exit: bool = False,
-) -> Callable[..., Any]:
-    """An awaitable ``connect`` (psycopg 3's ``AsyncConnection.connect``) returning
-    instrumented asynchronous connections."""
+def _connection_methods(cls: type) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, op in (("commit", "COMMIT"), ("rollback", "ROLLBACK")):
+        original = getattr(cls, name, None)
+        if callable(original):
+            found[name] = fixed_method(original, _connection_db, op)
+    cursor = getattr(cls, "cursor", None)
+    if callable(cursor):
 
-    async def connect(*args: Any, **kwargs: Any) -> Any:
-        connection = await original(*args, **kwargs)
-        name = _name(namespace, args, kwargs, connection)
-        return wrap_connection(connection, db_system, name, asynchronous=True, commits_on_exit=commits_on_exit)
+        @functools.wraps(cursor)
+        def make_cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+            made = cursor(self, *args, **kwargs)
+            _adopt(made, _cursor_methods)
+            return made
 
-    connect.__instrument_original__ = original  # type: ignore[attr-defined]
-    return connect
+        found["cursor"] = make_cursor
+    exit_ = getattr(cls, "__exit__", None)
+    if callable(exit_) and _commits_on_exit.get(cls, False):
+
+        @functools.wraps(exit_)
+        def leave(self: Any, *exc_info: Any) -> Any:
+            db = None if suppressed() else _connection_db(self)
+            if db is None:
+                return exit_(self, *exc_info)
+            return timed(db, "COMMIT" if exc_info[0] is None else "ROLLBACK", exit_, self, *exc_info)
+
+        found["__exit__"] = leave
+    return found
 
 
 def instrument_connect(
@@ -506,11 +421,20 @@ def instrument_connect(
 ) -> None:
     """Make ``module.<name>(...)`` return instrumented connections (idempotent).
 
+    For drivers written in Python: each connection, and each cursor it makes, becomes an
+    instance of a subclass of its own class whose ``execute``, ``executemany``,
+    ``callproc``, ``commit`` and ``rollback`` are timed. A driver whose connection is a C
+    type cannot be instrumented this way (its instances cannot change class): its
+    connections are returned as they are, and a warning is logged once. sqlite3,
+    psycopg2, psycopg 3 and PyMySQL have their own integrations, which need none of this.
+
     *db_system* is the ``db.system.name`` tag (``postgresql``, ``mysql``, ``sqlite``,
     ...); *namespace*, if given, computes ``db.namespace`` from the connect arguments
     and the new connection; *commits_on_exit* says that the driver's ``with conn:``
     commits (or rolls back), so that it is timed as such. Undo with
     `uninstrument_connect`.
+
+    .. versionchanged:: 0.2.0 connections are the driver's own objects, never proxies.
     """
     if not isinstance(db_system, str) or not db_system:
         raise ValueError(f"db_system must be a non-empty str such as 'postgresql', got {db_system!r}")
@@ -519,17 +443,69 @@ def instrument_connect(
         raise TypeError(f"{getattr(module, '__name__', module)!r}.{name} is not callable")
     if hasattr(current, "__instrument_original__"):
         return
-    wrapper = connect_wrapper(current, db_system, namespace, commits_on_exit=commits_on_exit)
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = current(*args, **kwargs)
+        _commits_on_exit[type(connection)] = commits_on_exit
+        if not _adopt(connection, _connection_methods):
+            _log.warn_once(
+                ("dbapi-c-type", type(connection)),
+                "instrument: %s.%s connections are a C type, which cannot be instrumented without a factory "
+                "hook of the driver; they are left as they are",
+                type(connection).__module__, type(connection).__qualname__,
+            )
+            return connection
+        _generic_databases.put(connection, Database(db_system, _name(namespace, args, kwargs, connection)))
+        return connection
+
     try:
-        functools.update_wrapper(wrapper, current)
+        functools.update_wrapper(connect, current)
     except (AttributeError, TypeError):
         pass
-    setattr(module, name, wrapper)
+    connect.__instrument_original__ = current  # type: ignore[attr-defined]
+    setattr(module, name, connect)
 
 
 def uninstrument_connect(module: ModuleType | Any, name: str = "connect") -> None:
-    """Put back the ``connect`` that `instrument_connect` replaced."""
+    """Put back the ``connect`` that `instrument_connect` replaced. Connections made
+    before keep their timed class."""
     current = getattr(module, name)
     original = getattr(current, "__instrument_original__", None)
     if original is not None:
         setattr(module, name, original)
+
+
+# --- deprecated: the proxies are gone ------------------------------------------------------
+
+
+def unwrap(obj: Any) -> Any:
+    """*obj* itself: connections and cursors are the driver's own objects now.
+
+    .. deprecated:: 0.2.0 there is no proxy to unwrap; pass the connection itself.
+    """
+    warnings.warn("dbapi.unwrap() is no longer needed: connections and cursors are the driver's own objects",
+                  DeprecationWarning, stacklevel=2)
+    return obj
+
+
+def unwrapping(function: Callable[..., Any]) -> Callable[..., Any]:
+    """*function* itself (see `unwrap`).
+
+    .. deprecated:: 0.2.0 driver functions accept instrumented connections as they are.
+    """
+    warnings.warn("dbapi.unwrapping() is no longer needed: driver functions accept instrumented connections",
+                  DeprecationWarning, stacklevel=2)
+    return function
+
+
+def wrap_connection(connection: Any, db_system: str, namespace: str | None = None, **_: Any) -> Any:
+    """Instrument one existing connection of a driver written in Python, in place, and
+    return it (see `instrument_connect`; a C-type connection is returned as it is).
+
+    .. deprecated:: 0.2.0 use `instrument_connect`, or the driver's integration.
+    """
+    warnings.warn("dbapi.wrap_connection() is deprecated: use instrument_connect() or the driver's integration",
+                  DeprecationWarning, stacklevel=2)
+    if _adopt(connection, _connection_methods):
+        _generic_databases.put(connection, Database(db_system, namespace))
+    return connection

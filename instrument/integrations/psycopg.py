@@ -1,20 +1,25 @@
-"""psycopg (3): connections opened by ``psycopg.connect``, ``Connection.connect`` and
-``AsyncConnection.connect`` are instrumented.
+"""psycopg (3): the statements of every connection and cursor are timed, by class-level
+hooks on psycopg's own classes.
 
-``connect`` is a class method, which pools and subclasses call on their own class
-(``self.connection_class.connect(...)``), so the class methods are patched, not only
-the module's ``psycopg.connect`` shortcut; a subclass's ``connect`` still builds an
-instance of that subclass. Synchronous connections become `dbapi.ConnectionProxy`
-objects, asynchronous ones `dbapi.AsyncConnectionProxy` objects, whose ``execute``,
-``executemany``, ``commit`` and ``rollback`` are awaited and timed and which support
-``async with`` and ``async for``.
+psycopg 3's connections and cursors are classes written in Python (its optional C
+speed-ups replace the adaptation and the libpq wrapper, not these classes), so their
+methods are replaced, in the class, by timed wrappers of themselves:
+``Cursor.execute``/``executemany``, ``ServerCursor.execute``, the ``Async`` versions of
+both (awaited to completion), and ``commit``/``rollback`` of ``Connection`` and
+``AsyncConnection`` (``with conn:`` calls them by name). Everything else is untouched:
+``type(conn) is psycopg.Connection`` stays true, ``conn.cursor_factory`` and
+``row_factory`` are the program's, and connections made by any route are instrumented
+(``psycopg.connect``, a ``Connection`` subclass, a pool, one opened before the hook was
+installed), as are cursors built by hand (``ClientCursor(conn)``). ``Connection.execute``
+runs through ``Cursor.execute``, so it is timed once. A subclass that overrides
+``execute`` and calls ``super()`` is timed once.
 
-psycopg 3 is written in Python (its C speed-ups included) and reads what it needs from
-a connection or cursor by attribute, so ``row_factory=``, ``cursor_factory=``,
-``psycopg.Cursor`` subclasses, ``TypeInfo.fetch(conn, ...)``, the JSON adapters and
-``copy()`` all accept the proxies as they are.
+Why this is safe where a proxy was not: no object changes type, so psycopg's
+``isinstance`` checks and its C speed-ups see exactly what they would; the wrappers
+take and pass on any arguments, and return and raise what the original does.
 
-``db.namespace`` is ``conn.info.dbname``, read from libpq without a query.
+``db.namespace``, ``server.address`` and ``server.port`` come from ``conn.info`` (libpq's
+connection state, no query), read once per connection.
 """
 
 from __future__ import annotations
@@ -24,11 +29,32 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from .dbapi import async_connect_wrapper, connect_wrapper
+from .dbapi import (
+    Database,
+    Databases,
+    async_fixed_method,
+    async_statement_method,
+    fixed_method,
+    statement_method,
+)
+
+SYSTEM = "postgresql"
 
 
-def _namespace(args: tuple[Any, ...], kwargs: dict[str, Any], connection: Any) -> str | None:
-    return str(connection.info.dbname)
+def _describe(connection: Any) -> Database:
+    info = connection.info
+    return Database(SYSTEM, info.dbname, info.host, info.port)
+
+
+_databases = Databases(SYSTEM, _describe)
+
+
+def _connection_db(connection: Any) -> Database | None:
+    return _databases.get(connection)
+
+
+def _cursor_db(cursor: Any) -> Database | None:
+    return _databases.get(cursor.connection)
 
 
 class PsycopgIntegration(Integration):
@@ -37,35 +63,25 @@ class PsycopgIntegration(Integration):
     min_version = (3, 1)
 
     def setup(self, module: ModuleType) -> None:
-        def plain(original: Any) -> Any:
-            return connect_wrapper(original, "postgresql", _namespace, commits_on_exit=True)
+        def execute(function: Any) -> Any:
+            return statement_method(function, _cursor_db)
 
-        def sync_method(original: Any) -> Any:
-            # `original` is the class method bound to Connection: call its function with
-            # the class it is called on, so that subclasses get instances of themselves.
-            wrapped = connect_wrapper(
-                lambda cls, *args, **kwargs: original.__func__(cls, *args, **kwargs),
-                "postgresql",
-                _namespace,
-                commits_on_exit=True,
-            )
-            return classmethod(_named(wrapped, original))
+        def executemany(function: Any) -> Any:
+            return statement_method(function, _cursor_db, rows=False)
 
-        def async_method(original: Any) -> Any:
-            wrapped = async_connect_wrapper(
-                lambda cls, *args, **kwargs: original.__func__(cls, *args, **kwargs),
-                "postgresql",
-                _namespace,
-                commits_on_exit=True,
-            )
-            return classmethod(_named(wrapped, original))
+        def async_execute(function: Any) -> Any:
+            return async_statement_method(function, _cursor_db)
 
-        self.patch(module.Connection, "connect", sync_method)
-        self.patch(module.AsyncConnection, "connect", async_method)
-        self.patch(module, "connect", plain)
+        def async_executemany(function: Any) -> Any:
+            return async_statement_method(function, _cursor_db, rows=False)
 
-
-def _named(wrapper: Any, original: Any) -> Any:
-    """*wrapper* showing *original*'s name, docstring and signature."""
-    functools.update_wrapper(wrapper, original.__func__)
-    return wrapper
+        self.patch(module.Cursor, "execute", execute)
+        self.patch(module.Cursor, "executemany", executemany)
+        self.patch(module.ServerCursor, "execute", execute)
+        self.patch(module.AsyncCursor, "execute", async_execute)
+        self.patch(module.AsyncCursor, "executemany", async_executemany)
+        self.patch(module.AsyncServerCursor, "execute", async_execute)
+        for op in ("COMMIT", "ROLLBACK"):
+            self.patch(module.Connection, op.lower(), functools.partial(fixed_method, database=_connection_db, op=op))
+            self.patch(module.AsyncConnection, op.lower(),
+                       functools.partial(async_fixed_method, database=_connection_db, op=op))

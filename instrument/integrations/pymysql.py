@@ -1,16 +1,20 @@
-"""PyMySQL: ``pymysql.connect`` (and its alias ``pymysql.Connect``) returns instrumented
-connections.
+"""PyMySQL: the statements of every connection and cursor are timed, by class-level hooks
+on PyMySQL's own classes.
 
-``pymysql.connect`` is the ``Connection`` class itself; the module attributes are
-replaced by a function that builds the connection and wraps it (see `dbapi`), while
-``pymysql.connections.Connection`` stays the class, for ``isinstance`` checks and
-subclasses. Cursors of any ``cursorclass`` (``DictCursor``, the unbuffered
-``SSCursor``, ...), given at connect or at ``cursor()``, are instrumented, and
-``callproc`` is timed as ``CALL``. PyMySQL's ``with conn:`` closes the connection
-without committing, so it is not timed as a transaction.
+PyMySQL is written in Python, and every cursor class (``DictCursor``, the unbuffered
+``SSCursor``, ...) inherits ``execute``, ``executemany`` and ``callproc`` from
+``pymysql.cursors.Cursor``; those three, and ``commit``/``rollback`` of
+``pymysql.connections.Connection``, are replaced in their class by timed wrappers of
+themselves. So ``pymysql.connect`` stays the ``Connection`` class, every object keeps
+its exact type, and connections made by any route (``pymysql.connect``,
+``Connection(...)``, one opened before the hook was installed) are instrumented.
+``executemany`` runs ``execute`` once per row or batch: it is timed as one operation and
+those inner calls are not recorded again. ``callproc`` is timed as ``CALL``. PyMySQL's
+``with conn:`` closes the connection without committing, so it is not timed.
 
 ``db.namespace`` is ``conn.db``, the database given at connect (it does not follow a
-later ``USE`` or ``select_db``).
+later ``USE`` or ``select_db``); ``server.address`` and ``server.port`` are ``conn.host``
+and ``conn.port``.
 """
 
 from __future__ import annotations
@@ -20,14 +24,30 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from .dbapi import connect_wrapper
+from .dbapi import Database, Databases, fixed_method, statement_method
+
+SYSTEM = "mysql"
 
 
-def _namespace(args: tuple[Any, ...], kwargs: dict[str, Any], connection: Any) -> str | None:
+def _describe(connection: Any) -> Database:
     database = connection.db
     if isinstance(database, bytes):
-        return database.decode(connection.encoding or "utf-8", "replace")
-    return None if database is None else str(database)
+        database = database.decode(connection.encoding or "utf-8", "replace")
+    port = connection.port
+    return Database(SYSTEM, None if database is None else str(database), connection.host,
+                    port if type(port) is int else None)
+
+
+_databases = Databases(SYSTEM, _describe)
+
+
+def _connection_db(connection: Any) -> Database | None:
+    return _databases.get(connection)
+
+
+def _cursor_db(cursor: Any) -> Database | None:
+    # None once the cursor is closed: PyMySQL raises its own error, which is not timed.
+    return _databases.get(cursor.connection)
 
 
 class PyMySQLIntegration(Integration):
@@ -46,10 +66,10 @@ class PyMySQLIntegration(Integration):
             return None
 
     def setup(self, module: ModuleType) -> None:
-        def make(original: Any) -> Any:
-            return connect_wrapper(original, "mysql", _namespace)
-
-        original = module.connect
-        self.patch(module, "connect", make)
-        if getattr(module, "Connect", None) is original:
-            self.patch(module, "Connect", make)
+        # pymysql imports both modules itself.
+        cursor, connection = module.cursors.Cursor, module.connections.Connection
+        self.patch(cursor, "execute", lambda f: statement_method(f, _cursor_db))
+        self.patch(cursor, "executemany", lambda f: statement_method(f, _cursor_db, rows=False, nested=True))
+        self.patch(cursor, "callproc", lambda f: fixed_method(f, _cursor_db, "CALL", nested=True))
+        self.patch(connection, "commit", lambda f: fixed_method(f, _connection_db, "COMMIT"))
+        self.patch(connection, "rollback", lambda f: fixed_method(f, _connection_db, "ROLLBACK"))

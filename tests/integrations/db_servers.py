@@ -101,8 +101,12 @@ def postgres_binary(name: str) -> str:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Server]:
-    """initdb + pg_ctl start, through runuser when running as root (the server refuses root)."""
+def postgres_server(superuser: bool = False, databases: tuple[str, ...] = ()) -> Iterator[Server]:
+    """initdb + pg_ctl start, through runuser when running as root (the server refuses root).
+
+    *superuser*: the test user is a superuser (drivers' own suites create extensions and
+    roles); *databases*: more databases owned by the test user.
+    """
     initdb, pg_ctl, psql = (postgres_binary(name) for name in ("initdb", "pg_ctl", "psql"))
     owner = None
     as_postgres: list[str] = []
@@ -128,8 +132,8 @@ def postgres_server() -> Iterator[Server]:
         _run([*as_postgres, pg_ctl, "-D", data, "-l", log, "-o", options, "-w", "-t", str(int(START_TIMEOUT)),
               "start"], "pg_ctl start", log)
         try:
-            sql = (f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}';"
-                   f"CREATE DATABASE {DATABASE} OWNER {USER};")
+            sql = (f"CREATE ROLE {USER} LOGIN {'SUPERUSER' if superuser else ''} PASSWORD '{PASSWORD}';"
+                   + "".join(f"CREATE DATABASE {name} OWNER {USER};" for name in (DATABASE, *databases)))
             for statement in sql.split(";")[:-1]:
                 _run([*as_postgres, psql, "-h", sockets, "-p", str(port), "-U", "postgres", "-d", "postgres",
                       "-v", "ON_ERROR_STOP=1", "-q", "-c", statement], "psql")
@@ -145,8 +149,12 @@ def postgres_server() -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def mariadb_server() -> Iterator[Server]:
-    """mariadb-install-db, then mariadbd in the foreground, stopped at the end."""
+def mariadb_server(superuser: bool = False, databases: tuple[str, ...] = ()) -> Iterator[Server]:
+    """mariadb-install-db, then mariadbd in the foreground, stopped at the end.
+
+    *superuser*: the test user has every privilege on every database; *databases*: more
+    databases the test user may use.
+    """
     mariadbd = require_binary("mariadbd")
     install_db = require_binary("mariadb-install-db")
     client = require_binary("mariadb")
@@ -171,10 +179,13 @@ def mariadb_server() -> Iterator[Server]:
                     with open(log, errors="replace") as f:
                         raise RuntimeError(f"mariadbd did not start (exit {server.poll()}):\n{f.read()[-3000:]}")
                 time.sleep(0.2)
+            scope = "*.*" if superuser else f"{DATABASE}.*"
             _run([*as_root, "-e",
-                  f"CREATE DATABASE {DATABASE}; "
-                  f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
-                  f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'127.0.0.1';"], "create user", log)
+                  "".join(f"CREATE DATABASE {name}; " for name in (DATABASE, *databases))
+                  + f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
+                  f"GRANT ALL ON {scope} TO '{USER}'@'127.0.0.1' {'WITH GRANT OPTION' if superuser else ''};"
+                  + "".join(f"GRANT ALL ON {name}.* TO '{USER}'@'127.0.0.1'; " for name in databases)],
+                 "create user", log)
             yield Server("127.0.0.1", port, USER, PASSWORD, DATABASE)
         finally:
             server.terminate()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import types
 
 import pytest
 
@@ -120,21 +121,19 @@ class TestTransparency:
         assert "SELECT 'it\\'s'" == cur.mogrify("SELECT %s", ("it's",))
 
     def test_isinstance_and_the_untouched_class(self, mariadb, conn):
-        """The proxy passes isinstance; pymysql.connections.Connection stays the class and the
-        pymysql.Connect alias is instrumented too."""
+        """pymysql.connections.Connection stays the class, and the pymysql.Connect alias is timed too."""
         assert isinstance(conn, pymysql.connections.Connection)
-        assert isinstance(conn, dbapi.ConnectionProxy)
         assert isinstance(pymysql.connections.Connection, type)
         assert not hasattr(conn, "execute")
         with pymysql.Connect(host=mariadb.host, port=mariadb.port, user=mariadb.user,
-                             password=mariadb.password) as alias:
-            assert isinstance(alias, dbapi.ConnectionProxy)
+                             password=mariadb.password) as alias, capture() as captured:
+            alias.cursor().execute("SELECT 1")
+        assert {("SELECT", None): 1} == operations(captured)
 
     def test_cursor_as_context_manager_and_iterator(self, conn):
         conn.cursor().execute("INSERT INTO loans (amount) VALUES (1), (2), (3)")
         with capture() as captured:
             with conn.cursor() as cur:
-                assert isinstance(cur, dbapi.CursorProxy)
                 cur.execute("SELECT id FROM loans ORDER BY id")
                 assert [(1,), (2,), (3,)] == list(cur)
         assert cur.connection is None  # PyMySQL's closed cursor forgets its connection
@@ -163,6 +162,31 @@ class TestTransparency:
         conn.select_db("ledger")
         conn.autocommit(True)
         assert conn.get_autocommit()
+
+
+class TestDriverTypes:
+    def test_objects_are_pymysql_s_own_types(self, conn):
+        """PyMySQL is pure Python: its classes are instrumented in place, so the types are its own."""
+        assert type(conn) is pymysql.connections.Connection
+        assert type(conn.cursor()) is pymysql.cursors.Cursor
+        assert pymysql.connect is pymysql.connections.Connection
+
+    def test_connections_made_from_the_class_are_timed(self, mariadb):
+        """pymysql.connections.Connection(...) is instrumented like pymysql.connect(...)."""
+        conn = pymysql.connections.Connection(host=mariadb.host, port=mariadb.port, user=mariadb.user,
+                                              password=mariadb.password, database=mariadb.database)
+        try:
+            with capture() as captured:
+                conn.cursor().execute("SELECT 1")
+            assert {("SELECT", None): 1} == operations(captured)
+        finally:
+            conn.close()
+
+    def test_server_address_and_port_are_recorded(self, conn, mariadb):
+        with capture() as captured:
+            conn.cursor().execute("SELECT 1")
+        assert {("127.0.0.1", mariadb.port)} == {
+            (p.tags["server.address"], p.tags["server.port"]) for p in captured.find(METRIC)}
 
 
 class TestNeverRecorded:
@@ -196,11 +220,45 @@ class TestUninstall:
         try:
             assert pymysql.connect is pymysql.connections.Connection
             assert pymysql.Connect is pymysql.connections.Connection
+            assert not hasattr(pymysql.cursors.Cursor.execute, "__instrument_original__")
             conn = connect(mariadb)
-            assert not isinstance(conn, dbapi.ConnectionProxy)
+            with capture() as captured:
+                conn.cursor().execute("SELECT 1")
+            assert {} == operations(captured)
             conn.close()
         finally:
             instrument.auto.install(include=["pymysql"])
         conn = connect(mariadb)
-        assert isinstance(conn, dbapi.ConnectionProxy)
+        with capture() as captured:
+            conn.cursor().execute("SELECT 1")
+        assert {("SELECT", None): 1} == operations(captured)
         conn.close()
+
+    def test_instrument_connect_by_hand(self, mariadb):
+        """instrument_connect times a Python driver's connections, by a subclass of its own
+        classes, and can be undone."""
+        instrument.auto.uninstall(["pymysql"])
+        driver = types.SimpleNamespace(connect=pymysql.connections.Connection)
+        try:
+            dbapi.instrument_connect(driver, "connect", db_system="customdb",
+                                     namespace=lambda args, kwargs, conn: kwargs.get("database"))
+            dbapi.instrument_connect(driver, "connect", db_system="customdb")  # idempotent
+            conn = driver.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user,
+                                  password=mariadb.password, database=mariadb.database)
+            with capture() as captured:
+                cur = conn.cursor(pymysql.cursors.DictCursor)
+                cur.execute("SELECT 1 AS one")
+                assert {"one": 1} == cur.fetchone()
+                cur.executemany("SELECT %s", [(1,), (2,)])
+                conn.commit()
+            assert isinstance(conn, pymysql.connections.Connection)
+            assert isinstance(cur, pymysql.cursors.DictCursor)
+            assert dbapi.instrumented(conn) and dbapi.instrumented(cur)
+            assert {("SELECT", None): 2, ("COMMIT", None): 1} == operations(captured)
+            assert {("customdb", "ledger")} == {
+                (p.tags["db.system.name"], p.tags["db.namespace"]) for p in captured.find(METRIC)}
+            conn.close()
+            dbapi.uninstrument_connect(driver, "connect")
+            assert driver.connect is pymysql.connections.Connection
+        finally:
+            instrument.auto.install(include=["pymysql"])

@@ -159,18 +159,18 @@ class TestPsycopg2Transparency:
         assert b"SELECT 'it''s'" == cur.mogrify("SELECT %s", ("it's",))
 
     def test_isinstance_and_hasattr_tell_the_truth(self, conn2):
-        """The proxies pass isinstance checks, and have no method the real object lacks."""
+        """Instrumented objects pass isinstance checks, and have no method the driver's lack."""
         cur = conn2.cursor()
         assert isinstance(conn2, psycopg2.extensions.connection)
         assert isinstance(cur, psycopg2.extensions.cursor)
-        assert isinstance(conn2, dbapi.ConnectionProxy)
+        assert dbapi.instrumented(conn2)
         assert not hasattr(conn2, "execute")  # psycopg2 tells cursors from connections by it
-        with pytest.raises(AttributeError, match="'psycopg2.extensions.connection' object has no attribute"):
+        with pytest.raises(AttributeError, match="object has no attribute 'execute'"):
             conn2.execute("SELECT 1")
         assert hasattr(cur, "callproc")
 
     def test_cursor_as_context_manager_and_iterator(self, conn2):
-        """`with conn.cursor() as cur` hands back the instrumented cursor, and closes it."""
+        """`with conn.cursor() as cur` gives the cursor itself, and closes it."""
         conn2.cursor().execute("INSERT INTO loans (amount) SELECT generate_series(1, 3)")
         with capture() as captured:
             with conn2.cursor() as cur:
@@ -307,6 +307,118 @@ class TestPsycopg2Transparency:
             pickle.dumps(conn2.cursor())
 
 
+class TestPsycopg2DriverTypes:
+    """psycopg2's C code, which reads its connection and cursor arguments as its own types,
+    accepts the instrumented ones: they are real subclasses made through its factories."""
+
+    def test_typecaster_called_with_a_cursor(self, postgres):
+        """A typecaster called with an instrumented cursor reads it in C (it crashed the
+        interpreter with a proxy, so this runs in a child process)."""
+        code = ("import sys, instrument.auto, psycopg2, psycopg2.extensions as ext\n"
+                "instrument.auto.install(include=['psycopg2'])\n"
+                "conn = psycopg2.connect(sys.argv[1])\n"
+                "print(ext.UNICODE('abc', conn.cursor()), ext.UNICODE(None, conn.cursor()))\n")
+        result = subprocess.run([sys.executable, "-c", code, postgres.dsn()], capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "INSTRUMENT_EXPORTERS": ""})
+        assert (0, "abc None") == (result.returncode, result.stdout.strip()), result.stderr
+
+    def test_error_carries_the_cursor_the_program_used(self, conn2):
+        """psycopg2.Error.cursor is the very cursor whose execute raised."""
+        cur = conn2.cursor()
+        with pytest.raises(psycopg2.errors.UndefinedTable) as raised:
+            cur.execute("SELECT * FROM missing")
+        assert raised.value.cursor is cur
+
+    def test_adapters_prepare_with_the_connection(self, conn2):
+        """QuotedString, HstoreAdapter and Inet adapters take the connection in prepare()."""
+        quoted = psycopg2.extensions.QuotedString("it's")
+        quoted.prepare(conn2)
+        assert b"'it''s'" == quoted.getquoted()
+        cur = conn2.cursor()
+        cur.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+        hstore = psycopg2.extras.HstoreAdapter({"a": "1"})
+        hstore.prepare(conn2)
+        assert b"hstore(ARRAY['a'], ARRAY['1'])" == hstore.getquoted()
+        inet = psycopg2.extensions.adapt(psycopg2.extras.Inet("10.0.0.1"))
+        inet.prepare(conn2)
+        assert b"'10.0.0.1'::inet" == inet.getquoted()
+
+    def test_driver_classes_accept_the_instrumented_connection(self, conn2):
+        """extensions.cursor(conn), RealDictCursor(conn) and conn.lobject() take the connection."""
+        cur = psycopg2.extensions.cursor(conn2)
+        cur.execute("SELECT 1")
+        assert (1,) == cur.fetchone()
+        dict_cur = psycopg2.extras.RealDictCursor(conn2)
+        dict_cur.execute("SELECT 2 AS n")
+        assert {"n": 2} == dict_cur.fetchone()
+        assert psycopg2.extensions.lobject(conn2).oid > 0
+
+    def test_types_are_real_subclasses_named_like_the_driver_s(self, conn2, postgres):
+        """type() is a subclass of the driver's class (or of the user's factory), with its name."""
+        assert issubclass(type(conn2), psycopg2.extensions.connection)
+        assert issubclass(type(conn2.cursor()), psycopg2.extensions.cursor)
+        assert "connection" == type(conn2).__name__
+        conn = psycopg2.connect(postgres.dsn(), connection_factory=psycopg2.extras.LoggingConnection)
+        try:
+            assert issubclass(type(conn), psycopg2.extras.LoggingConnection)
+            conn.initialize(io.StringIO())
+            assert isinstance(conn.cursor(), psycopg2.extras.LoggingCursor)
+        finally:
+            conn.close()
+
+    def test_connect_is_psycopg2_s_own_function(self):
+        """psycopg2.connect is untouched; the hook is the C function it calls, which takes the factory."""
+        assert not hasattr(psycopg2.connect, "__instrument_original__")
+        assert hasattr(psycopg2._connect, "__instrument_original__")
+
+    def test_statements_of_any_cursor_of_the_connection_are_timed(self, conn2):
+        """A cursor class given at cursor() or set as the connection's cursor_factory is instrumented once."""
+        conn2.cursor_factory = psycopg2.extras.DictCursor
+        with capture() as captured:
+            conn2.cursor().execute("SELECT 1")
+            conn2.cursor(cursor_factory=psycopg2.extras.NamedTupleCursor).execute("SELECT 1")
+        assert psycopg2.extras.DictCursor is conn2.cursor_factory
+        assert {("SELECT", None): 2} == operations(captured)
+
+
+class TestServerTags:
+    def test_server_address_and_port_are_recorded(self, conn2, conn3, postgres):
+        """Both drivers tag server.address and server.port, read from libpq without a query."""
+        with capture() as captured:
+            conn2.cursor().execute("SELECT 1")
+            conn3.execute("SELECT 1")
+        assert {("127.0.0.1", postgres.port)} == tags(captured, ("server.address", "server.port"))
+
+
+class TestPsycopgDriverTypes:
+    def test_objects_are_psycopg_s_own_types(self, conn3, postgres):
+        """psycopg 3 is pure Python: its classes are instrumented in place, so the types are its own."""
+        assert type(conn3) is psycopg.Connection
+        assert type(conn3.cursor()) is psycopg.Cursor
+        assert type(conn3.cursor("named")) is psycopg.ServerCursor
+
+    def test_a_subclass_calling_super_is_timed_once(self, conn3):
+        """A Cursor subclass whose execute calls super() records one operation per call."""
+
+        class AuditedCursor(psycopg.Cursor):
+            def execute(self, query, params=None, **kwargs):
+                self.audited = True
+                return super().execute(query, params, **kwargs)
+
+        conn3.cursor_factory = AuditedCursor
+        with capture() as captured:
+            cur = conn3.execute("SELECT 1")
+        assert cur.audited and type(cur) is AuditedCursor
+        assert {("SELECT", None): 1} == operations(captured)
+
+    def test_cursors_built_by_hand_are_timed(self, conn3):
+        """Cursor(conn) and ClientCursor(conn), made without conn.cursor(), are timed too."""
+        with capture() as captured:
+            psycopg.Cursor(conn3).execute("SELECT 1")
+            psycopg.ClientCursor(conn3).execute("SELECT %s", (2,))
+        assert {("SELECT", None): 2} == operations(captured)
+
+
 # --- psycopg 3, synchronous ------------------------------------------------------------
 
 
@@ -341,7 +453,7 @@ class TestPsycopgMetrics:
         assert {("SELECT", None): 1, ("COMMIT", None): 1} == operations(captured)
 
     def test_connect_class_methods_and_subclasses(self, postgres):
-        """Connection.connect and a subclass's connect are instrumented; the subclass stays itself."""
+        """Connections from Connection.connect and a subclass's connect are timed; the subclass stays itself."""
 
         class LedgerConnection(psycopg.Connection):
             marker = "ledger"
@@ -349,7 +461,9 @@ class TestPsycopgMetrics:
         for connect in (psycopg.connect, psycopg.Connection.connect, LedgerConnection.connect):
             conn = connect(postgres.dsn())
             try:
-                assert isinstance(conn, dbapi.ConnectionProxy)
+                with capture() as captured:
+                    conn.execute("SELECT 1")
+                assert {("SELECT", None): 1} == operations(captured)
             finally:
                 conn.close()
         conn = LedgerConnection.connect(postgres.dsn())
@@ -377,7 +491,7 @@ class TestPsycopgTransparency:
     def test_cursor_as_context_manager_and_iterator(self, conn3):
         conn3.execute("INSERT INTO loans (amount) SELECT generate_series(1, 3)")
         with conn3.cursor() as cur:
-            assert isinstance(cur, dbapi.CursorProxy)
+            assert type(cur) is psycopg.Cursor
             assert [(Decimal(1),), (Decimal(2),), (Decimal(3),)] == list(
                 cur.execute("SELECT amount FROM loans ORDER BY id"))
         assert cur.closed
@@ -417,8 +531,7 @@ class TestPsycopgTransparency:
             conn.close()
 
     def test_cursor_subclasses(self, conn3):
-        """A psycopg.Cursor subclass as the connection's factory is instrumented; built by hand
-        around the instrumented connection it works (uninstrumented)."""
+        """A psycopg.Cursor subclass as the connection's factory is timed, and so is one built by hand."""
 
         class LedgerCursor(psycopg.Cursor):
             def first(self):
@@ -466,8 +579,7 @@ class TestPsycopgAsync:
 
         async def main():
             conn = await psycopg.AsyncConnection.connect(postgres.dsn())
-            assert isinstance(conn, dbapi.AsyncConnectionProxy)
-            assert isinstance(conn, psycopg.AsyncConnection)
+            assert type(conn) is psycopg.AsyncConnection
             async with conn:
                 await conn.execute(TABLE)
                 async with conn.cursor() as cur:
@@ -537,24 +649,24 @@ class TestNeverRecorded:
 
 
 class TestUninstall:
-    def test_uninstall_restores_connect_and_the_c_functions(self, postgres):
-        """Every patched function is put back, then installed again."""
+    def test_uninstall_restores_connect_and_the_classes(self, postgres):
+        """Every patched function and method is put back, then installed again."""
         instrument.auto.uninstall(["psycopg2", "psycopg"])
         try:
-            assert type(psycopg2.extensions.register_type) is type(len)  # the C function again
-            assert type(psycopg2.extras.quote_ident) is type(len)
-            assert "as_string" == psycopg2.sql.Literal.as_string.__name__
-            assert not hasattr(psycopg2.sql.Literal.as_string, "__instrument_original__")
-            assert isinstance(vars(psycopg.Connection)["connect"], classmethod)
-            for connect in (psycopg2.connect, psycopg.connect, psycopg.Connection.connect):
-                conn = connect(postgres.dsn())
-                assert not isinstance(conn, dbapi.ConnectionProxy)
-                conn.close()
+            assert not hasattr(psycopg2._connect, "__instrument_original__")
+            for cls, name in ((psycopg.Cursor, "execute"), (psycopg.ServerCursor, "execute"),
+                              (psycopg.AsyncCursor, "executemany"), (psycopg.Connection, "commit")):
+                assert not hasattr(vars(cls)[name], "__instrument_original__")
+            conn = psycopg2.connect(postgres.dsn())
+            assert type(conn) is psycopg2.extensions.connection
+            conn.close()
+            with capture() as captured, psycopg.connect(postgres.dsn()) as conn3:
+                conn3.execute("SELECT 1")
+            assert {} == operations(captured)
         finally:
             instrument.auto.install(include=["psycopg2", "psycopg"])
-        assert type(psycopg2.extensions.register_type) is not type(len)
         conn = psycopg2.connect(postgres.dsn())
-        assert isinstance(conn, dbapi.ConnectionProxy)
+        assert dbapi.instrumented(conn)
         conn.close()
 
 

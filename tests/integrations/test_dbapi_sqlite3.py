@@ -101,7 +101,9 @@ class TestTransparency:
     def test_isinstance_and_type_checks(self, conn):
         assert isinstance(conn, sqlite3.Connection)
         assert isinstance(conn.cursor(), sqlite3.Cursor)
-        assert dbapi.unwrap(conn) is not conn
+        assert dbapi.instrumented(conn)
+        assert dbapi.instrumented(conn.cursor())
+        assert dbapi.instrumented(conn.execute("SELECT 1"))
 
     def test_with_block_commits_or_rolls_back(self, conn):
         with conn as same:
@@ -114,21 +116,21 @@ class TestTransparency:
         assert [(1.0,)] == conn.execute("SELECT amount FROM loans").fetchall()
 
     def test_cursor_without_context_manager_raises_like_the_real_one(self, conn):
-        """sqlite3 cursors are not context managers; neither is the proxy, with the same error."""
+        """sqlite3 cursors are not context managers; neither are instrumented ones."""
         with pytest.raises(TypeError, match="does not support the context manager protocol"):
             with conn.cursor():
                 pass
 
     def test_async_with_raises_like_the_real_one(self, conn):
-        """A synchronous cursor is no asynchronous context manager, proxied or not."""
+        """A synchronous cursor is no asynchronous context manager, instrumented or not."""
         import asyncio
 
         async def enter(obj):
             async with obj:
                 pass
 
-        for obj in (conn.cursor(), dbapi.unwrap(conn.cursor())):
-            with pytest.raises(TypeError, match="'sqlite3.Cursor' object does not support the asynchronous"):
+        for obj in (conn.cursor(), sqlite3.Cursor(conn)):
+            with pytest.raises(TypeError, match="object does not support the asynchronous context manager"):
                 asyncio.run(enter(obj))
 
     def test_row_factory_and_custom_factories(self, tmp_path):
@@ -150,7 +152,7 @@ class TestTransparency:
         assert {("SELECT", None): 1} == operations(captured)
 
     def test_functions_that_type_check_their_argument(self, conn):
-        """backup() needs the real target connection; the proxy passes it through."""
+        """backup() checks in C that its target is a sqlite3.Connection; an instrumented one is."""
         conn.execute("INSERT INTO loans (amount) VALUES (5)")
         conn.commit()  # sqlite3 waits for open write transactions before a backup
         target = sqlite3.connect(":memory:")
@@ -168,17 +170,109 @@ class TestTransparency:
             pickle.dumps(conn)
 
 
+class TestDriverTypes:
+    """The objects a program gets are sqlite3's own types or real subclasses of them."""
+
+    def test_connection_is_callable_like_the_real_one(self, conn):
+        """`conn(sql)` compiles a statement, as sqlite3.Connection.__call__ does."""
+        conn("SELECT 1")
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn("SELECT 1; SELECT 2")
+
+    def test_init_called_again_reopens_the_connection(self, conn):
+        """Calling `__init__` again runs sqlite3's own initialiser, which opens the new database."""
+        conn.__init__(":memory:")
+        assert [] == conn.execute("SELECT name FROM sqlite_master").fetchall()
+        cur = conn.cursor()
+        cur.__init__(conn)
+        assert (1,) == cur.execute("SELECT 1").fetchone()
+
+    def test_driver_classes_accept_the_instrumented_connection(self, conn):
+        """C functions that check for a real sqlite3.Connection accept it: Cursor(conn), backup."""
+        cur = sqlite3.Cursor(conn)
+        assert (2,) == cur.execute("SELECT 2").fetchone()
+        target = sqlite3.connect(":memory:")
+        target.backup(conn)
+
+    def test_types_are_real_subclasses(self, conn):
+        """type() is a subclass of the driver's class, named like it, so reprs do not change."""
+        assert issubclass(type(conn), sqlite3.Connection)
+        assert issubclass(type(conn.cursor()), sqlite3.Cursor)
+        assert repr(conn).startswith("<sqlite3.Connection object at ")
+        assert repr(conn.cursor()).startswith("<sqlite3.Cursor object at ")
+
+    def test_user_factories_are_subclassed_once(self):
+        """A user's Connection and Cursor classes are kept (and instrumented) by one cached subclass."""
+
+        class MyConnection(sqlite3.Connection):
+            pass
+
+        class MyCursor(sqlite3.Cursor):
+            pass
+
+        first = sqlite3.connect(":memory:", factory=MyConnection)
+        second = sqlite3.connect(":memory:", 5.0, 0, "", True, MyConnection)  # factory given by position
+        assert type(first) is type(second)
+        assert isinstance(first, MyConnection)
+        assert type(first.cursor(MyCursor)) is type(second.cursor(factory=MyCursor))
+        with capture() as captured:
+            first.cursor(MyCursor).execute("SELECT 1")
+            second.execute("SELECT 1")
+        assert {("SELECT", None): 2} == operations(captured)
+
+    def test_a_user_cursor_method_calling_super_is_timed_once(self):
+        """A Connection subclass whose cursor() picks its own factory still gets timed cursors."""
+
+        class MyCursor(sqlite3.Cursor):
+            def execute(self, *args):
+                return super().execute(*args)
+
+        class MyConnection(sqlite3.Connection):
+            def cursor(self, factory=MyCursor):
+                return super().cursor(factory)
+
+        conn = sqlite3.connect(":memory:", factory=MyConnection)
+        cur = conn.cursor()
+        assert isinstance(cur, MyCursor)
+        with capture() as captured:
+            cur.execute("SELECT 1")
+        assert {("SELECT", None): 1} == operations(captured)
+
+    def test_arguments_are_checked_by_sqlite3_itself(self, conn):
+        """Bad arguments raise sqlite3's own errors, with its own messages."""
+        plain = sqlite3.connect.__instrument_original__(":memory:")
+        for target in (conn, plain):
+            with pytest.raises(TypeError) as raised:
+                target.execute()
+            assert "execute expected at least 1 argument, got 0" == str(raised.value)
+            with pytest.raises(TypeError, match="'NoneType' object is not callable"):
+                target.cursor(None)
+
+
 class TestGenericLayer:
-    def test_instrument_any_driver_by_hand(self):
-        """instrument_connect works on any module-level connect function and can be undone."""
+    def test_by_hand_a_c_type_connection_is_left_as_it_is(self, caplog):
+        """instrument_connect cannot change the class of a C-type connection: it returns it
+        untouched and says so once (sqlite3 has its own integration for that)."""
         driver = types.SimpleNamespace(connect=sqlite3.dbapi2.connect.__instrument_original__)
         dbapi.instrument_connect(driver, "connect", db_system="customdb")
-        dbapi.instrument_connect(driver, "connect", db_system="customdb")  # idempotent
-        with capture() as captured:
-            driver.connect(":memory:").execute("SELECT 1")
-        assert ["customdb"] == [p.tags["db.system.name"] for p in captured.find(METRIC)]
-        dbapi.uninstrument_connect(driver, "connect")
-        assert not isinstance(driver.connect(":memory:"), dbapi.ConnectionProxy)
+        try:
+            with capture() as captured:
+                for _ in range(2):
+                    conn = driver.connect(":memory:")
+                    conn.execute("SELECT 1")
+            assert type(conn) is sqlite3.Connection
+            assert {} == operations(captured)
+            assert 1 == sum("C type" in r.getMessage() for r in caplog.records)
+        finally:
+            dbapi.uninstrument_connect(driver, "connect")
+        assert driver.connect is sqlite3.dbapi2.connect.__instrument_original__
+
+    def test_deprecated_helpers_warn_and_give_the_object_back(self, conn):
+        """unwrap and unwrapping are no longer needed: they warn and return what they were given."""
+        with pytest.warns(DeprecationWarning, match="no longer needed"):
+            assert conn is dbapi.unwrap(conn)
+        with pytest.warns(DeprecationWarning, match="no longer needed"):
+            assert len is dbapi.unwrapping(len)
 
     def test_bad_declaration(self):
         with pytest.raises(ValueError, match="db_system must be a non-empty str"):
@@ -187,10 +281,10 @@ class TestGenericLayer:
     def test_uninstall_restores_connect(self):
         instrument.auto.uninstall(["sqlite3"])
         try:
-            assert not isinstance(sqlite3.connect(":memory:"), dbapi.ConnectionProxy)
+            assert type(sqlite3.connect(":memory:")) is sqlite3.Connection
         finally:
             instrument.auto.install(include=["sqlite3"])
-        assert isinstance(sqlite3.connect(":memory:"), dbapi.ConnectionProxy)
+        assert dbapi.instrumented(sqlite3.connect(":memory:"))
 
 
 class TestReviewedEdges:
@@ -201,7 +295,7 @@ class TestReviewedEdges:
     def test_deep_copy_is_refused_with_type_error(self, conn):
         import copy
 
-        with pytest.raises(TypeError, match="cannot be copied"):
+        with pytest.raises(TypeError, match="cannot pickle"):
             copy.deepcopy(conn)
 
     def test_long_statements_are_not_kept_in_the_keyword_cache(self, conn):
