@@ -533,7 +533,9 @@ class TestForkAtAnyMoment:
 
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(trial, range(FORK_TRIALS)))
-        assert [] == [r.stderr for r in results if r.returncode or r.stderr]
+        # Python 3.12+ warns that forking a multi-threaded process may deadlock the child:
+        # that warning is what this test proves harmless here.
+        assert [] == [r.stderr for r in results if r.returncode or "instrument" in r.stderr]
         children = {line["tags"]["trial"]: line["value"] for line in read_jsonl(out) if line["name"] == "early.child"}
         assert {str(n): 3 for n in range(FORK_TRIALS)} == children
 
