@@ -14,6 +14,8 @@ from typing import Any
 
 ENV_PREFIX = "INSTRUMENT_"
 
+Parser = Callable[[str, object, bool], Any]  # (option name, value, from the environment) -> value
+
 
 class ConfigurationError(ValueError):
     """An option or `INSTRUMENT_*` variable has a value instrument cannot use."""
@@ -37,7 +39,7 @@ def _parse_bool(name: str, value: object, from_env: bool) -> bool:
     )
 
 
-def _positive(kind: type, *, allow_zero: bool = False) -> Callable[[str, object, bool], Any]:
+def _positive(kind: type, *, allow_zero: bool = False) -> Parser:
     def parse(name: str, value: object, from_env: bool) -> Any:
         what = "a number of seconds" if kind is float else "a whole number"
         try:
@@ -150,79 +152,145 @@ def _parse_path(name: str, value: object, from_env: bool) -> str:
     return value
 
 
-# name -> (parser, default). The order is the documentation order.
-OPTIONS: dict[str, tuple[Callable[[str, object, bool], Any], Any]] = {
-    "enabled": (_parse_bool, True),
-    "exporters": (_parse_exporters, ()),
-    "interval": (_positive(float), 10.0),
-    "jsonl_path": (_parse_path, "./instrument-metrics.jsonl"),
-    "cardinality_limit": (_positive(int), 2000),
-    "buffer_size": (_positive(int), 262_144),
-    "max_pending": (_positive(int), 1_048_576),
-    "queue_size": (_positive(int), 8),
-    "exit_timeout": (_positive(float, allow_zero=True), 5.0),
-    "flush_on_sigterm": (_parse_bool, False),
-    "disabled_integrations": (_parse_integrations, ()),
-    "prometheus_address": (_parse_address, ("127.0.0.1", 9464)),
-    "statsd_address": (_parse_address, ("127.0.0.1", 8125)),
-    "statsd_max_datagram": (_positive(int), 1432),
-    "http_url": (_parse_url, None),
-    "http_headers": (_parse_headers, ()),
-    "http_timeout": (_positive(float), 10.0),
-}
+class Option:
+    """One option, declared once as a `Config` class attribute: its default, the parser of
+    its values, its help (the docs table's "meaning"), how the docs show its default
+    (*shown*), and whether its value is never shown (*secret*). Exporters name the
+    options they are built from (`Exporter.options`): a change to one re-creates them.
+
+    A `Config` instance keeps each value in its ``__dict__``, which Python reads before
+    this (non-data) descriptor, so reading an option costs a plain attribute read.
+    """
+
+    __slots__ = ("default", "help", "name", "parse", "secret", "shown")
+
+    def __init__(self, default: Any, parse: Parser, help: str, *, shown: str | None = None,
+                 secret: bool = False) -> None:
+        self.name = ""
+        self.default = default
+        self.parse = parse
+        self.help = help
+        self.shown = shown
+        self.secret = secret
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self.default  # not reached for a Config made by its __init__
+
+    def __repr__(self) -> str:
+        return f"<option {self.name}>"
+
+
+def option(default: Any, parse: Parser, help: str, *, shown: str | None = None, secret: bool = False) -> Any:
+    """A `Config` option (typed ``Any``, so each attribute keeps its annotated type)."""
+    return Option(default, parse, help, shown=shown, secret=secret)
 
 
 class Config:
-    """The options in effect: one attribute per option name."""
+    """The options in effect. Each field is one option, declared once, here: its name is
+    the `configure()` keyword and, upper-cased behind ``INSTRUMENT_``, the environment
+    variable; the order is the documentation's. The environment parsing, `configure()`'s
+    checks and the table in docs/configuration.md (a test compares them) derive from
+    these fields."""
 
-    enabled: bool
-    exporters: tuple[Any, ...]
-    interval: float
-    jsonl_path: str
-    cardinality_limit: int
-    buffer_size: int
-    max_pending: int
-    queue_size: int
-    exit_timeout: float
-    flush_on_sigterm: bool
-    disabled_integrations: tuple[str, ...]
-    prometheus_address: tuple[str, int]
-    statsd_address: tuple[str, int]
-    statsd_max_datagram: int
-    http_url: str | None
-    http_headers: tuple[tuple[str, str], ...]
-    http_timeout: float
+    enabled: bool = option(
+        True, _parse_bool,
+        "`false` is a kill switch: decorators applied while disabled return the function unchanged; "
+        "`count()`/`record()`/`gauge()` return at once; nothing is exported",
+    )
+    exporters: tuple[Any, ...] = option(
+        (), _parse_exporters,
+        "comma-separated names (`jsonl,console`); `configure()` also takes exporter objects",
+    )
+    interval: float = option(10.0, _positive(float), "seconds between exports")
+    jsonl_path: str = option(
+        "./instrument-metrics.jsonl", _parse_path,
+        "file the `jsonl` exporter appends to (made absolute when the exporter starts)",
+    )
+    cardinality_limit: int = option(
+        2000, _positive(int),
+        "tag sets per metric; further ones share one series tagged `otel.metric.overflow=true`, with one warning",
+    )
+    buffer_size: int = option(262_144, _positive(int), "records one thread may hold before aggregation")
+    max_pending: int = option(1_048_576, _positive(int), "records all threads together may hold before aggregation")
+    queue_size: int = option(
+        8, _positive(int), "batches waiting per exporter; when full the oldest is dropped and counted",
+    )
+    exit_timeout: float = option(
+        5.0, _positive(float, allow_zero=True), "seconds the flush at interpreter exit may take",
+    )
+    flush_on_sigterm: bool = option(
+        False, _parse_bool,
+        "while SIGTERM has its default disposition, flush within `exit_timeout` when it arrives, then end by "
+        "SIGTERM as before (main thread only; see [design](design.md#exit-and-shutdown))",
+        shown="`false` (`true` under `instrument run`)",
+    )
+    disabled_integrations: tuple[str, ...] = option(
+        (), _parse_integrations,
+        "integrations `instrument.auto.install()` and `instrument run` leave out, comma-separated",
+    )
+    prometheus_address: tuple[str, int] = option(
+        ("127.0.0.1", 9464), _parse_address, "where the `prometheus` exporter serves `/metrics`",
+    )
+    statsd_address: tuple[str, int] = option(
+        ("127.0.0.1", 8125), _parse_address, "where `statsd` and `dogstatsd` send datagrams",
+    )
+    statsd_max_datagram: int = option(
+        1432, _positive(int), "largest datagram, in bytes",
+    )
+    http_url: str | None = option(None, _parse_url, "where the `http` exporter posts batches")
+    http_headers: tuple[tuple[str, str], ...] = option(
+        (), _parse_headers, "extra request headers, `key=value,...` (never logged)",
+        secret=True,
+    )
+    http_timeout: float = option(10.0, _positive(float), "seconds per HTTP request")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        for name, (_, default) in OPTIONS.items():
-            setattr(self, name, values.get(name, default))
+    def __init__(self, **values: Any) -> None:
+        """The options given in *values* (already parsed), the defaults for the others."""
+        unknown = set(values) - _BY_NAME.keys()
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        for option in OPTIONS:
+            self.__dict__[option.name] = values.get(option.name, option.default)
 
     def __repr__(self) -> str:
         body = ", ".join(
-            f"{name}={'<hidden>' if name == 'http_headers' else repr(getattr(self, name))}" for name in OPTIONS
+            f"{o.name}={'<hidden>' if o.secret else repr(getattr(self, o.name))}" for o in OPTIONS
         )
         return f"Config({body})"
+
+    def values(self, names: Iterable[str]) -> tuple[Any, ...]:
+        """The values of the options *names* (those an exporter is built from)."""
+        return tuple(getattr(self, name) for name in names)
+
+
+OPTIONS: tuple[Option, ...] = tuple(v for v in vars(Config).values() if isinstance(v, Option))
+_BY_NAME = {f.name: f for f in OPTIONS}
 
 
 def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     """The options set through `INSTRUMENT_*` variables, parsed and checked."""
     values = {}
-    for name, (parse, _) in OPTIONS.items():
-        raw = environ.get(ENV_PREFIX + name.upper())
+    for option in OPTIONS:
+        raw = environ.get(ENV_PREFIX + option.name.upper())
         if raw is not None and raw.strip() != "":
-            values[name] = parse(name, raw, True)
+            values[option.name] = option.parse(option.name, raw, True)
     return values
 
 
 def from_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
     """The options given to `configure()`, parsed and checked."""
-    unknown = sorted(set(arguments) - set(OPTIONS))
+    unknown = sorted(set(arguments) - set(_BY_NAME))
     if unknown:
         raise TypeError(
             f"configure() got unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"known options: {', '.join(OPTIONS)}"
+            f"known options: {', '.join(_BY_NAME)}"
         )
-    return {name: OPTIONS[name][0](name, value, False) for name, value in arguments.items()}
+    return {name: _BY_NAME[name].parse(name, value, False) for name, value in arguments.items()}
 
 
 class Settings:
@@ -241,12 +309,12 @@ class Settings:
             self.error = exc
             self.environment = {}
         self.arguments: dict[str, Any] = {}
-        self.current = Config(self.environment)
+        self.current = Config(**self.environment)
 
     def prepare(self, arguments: Mapping[str, object]) -> tuple[dict[str, Any], Config]:
         """Check new `configure()` arguments and merge them over the earlier ones."""
         merged = {**self.arguments, **from_arguments(arguments)}
-        return merged, Config({**self.environment, **merged})
+        return merged, Config(**{**self.environment, **merged})
 
     def commit(self, arguments: dict[str, Any], config: Config) -> None:
         self.arguments = arguments

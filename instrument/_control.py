@@ -10,18 +10,13 @@ from ._runtime import RUNTIME
 def configure(**options: Any) -> None:
     """Set options; each is also an ``INSTRUMENT_<OPTION>`` variable, which it overrides.
 
-    Options: ``enabled``, ``exporters`` (names or exporter objects), ``interval``
-    (seconds between exports), ``jsonl_path``, ``cardinality_limit`` (tag sets per
-    metric), ``buffer_size`` (un-aggregated records per thread), ``max_pending``
-    (un-aggregated records in all), ``queue_size`` (batches waiting per exporter),
-    ``exit_timeout`` (seconds the exit flush may take), ``flush_on_sigterm`` (flush
-    when SIGTERM arrives, then end as SIGTERM would; main thread only),
-    ``disabled_integrations`` and the exporters' own options (see
-    docs/configuration.md). Options not given keep their earlier value. A bad value,
-    or a bad ``INSTRUMENT_*`` variable, raises `ConfigurationError` naming it, and then
-    nothing has changed; exporters are created here, so a missing dependency fails
-    here. Exporters whose options did not change keep running. This starts instrument
-    (see docs/design.md, "Starting").
+    The options (``exporters``, ``interval``, ...) are listed in docs/configuration.md,
+    whose table is checked against their one declaration, `instrument._config.Config`.
+    Options not given keep their earlier value. A bad value, or a bad
+    ``INSTRUMENT_*`` variable, raises `ConfigurationError` naming it, and then nothing
+    has changed; exporters are created here, so a missing dependency fails here.
+    Exporters whose options did not change keep running. This starts instrument (see
+    docs/design.md, "Starting").
     """
     RUNTIME.configure(options)
 

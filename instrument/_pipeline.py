@@ -318,7 +318,7 @@ class Pipeline:
 
     def _plan_workers(self, config: Config, previous: Config) -> list[ExportWorker]:
         """The workers *config* needs, reusing running ones whose exporter is unaffected."""
-        from .exporters import OPTIONS_USED, create
+        from .exporters import create
 
         planned = []
         for spec in config.exporters:
@@ -328,8 +328,8 @@ class Pipeline:
                     reusable = worker
                     break
             if reusable is not None and isinstance(spec, str):
-                uses = OPTIONS_USED.get(spec, ())
-                if any(getattr(config, name) != getattr(previous, name) for name in uses):
+                uses = getattr(reusable.exporter, "options", ())  # what it was created from
+                if config.values(uses) != previous.values(uses):
                     reusable = None
             if reusable is not None and reusable not in planned:
                 reusable.resize(config.queue_size)

@@ -123,7 +123,7 @@ class Runtime:
         if settings.error is None:
             return True
         _log.error_once("environment", "instrument: %s; instrumentation is off in this process", settings.error)
-        self.apply(Config({"enabled": False}))
+        self.apply(Config(enabled=False))
         return False
 
     # --- threads held back (uwsgi's master) ---------------------------------------

@@ -142,3 +142,35 @@ class TestConfigure:
         assert from_arguments({"exporters": []}) == {"exporters": ()}
         with pytest.raises(ConfigurationError, match="an exporter is a name or an object"):
             from_arguments({"exporters": [object()]})
+
+
+def _shown(option) -> str:
+    """How docs/configuration.md shows an option's default."""
+    if option.shown is not None:
+        return option.shown
+    default = option.default
+    if default is None or default == ():
+        return "none"
+    if isinstance(default, bool):
+        text = str(default).lower()
+    elif isinstance(default, tuple):
+        text = f"{default[0]}:{default[1]}"
+    elif isinstance(default, float) and default.is_integer():
+        text = str(int(default))
+    else:
+        text = str(default)
+    return f"`{text}`"
+
+
+class TestDocumentation:
+    def test_the_options_table_is_the_declared_options(self):
+        """docs/configuration.md lists exactly the `Config` fields: name, variable, default and help."""
+        from pathlib import Path
+
+        from instrument._config import OPTIONS
+
+        text = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+        rows = [line for line in text.splitlines() if line.startswith("| `")]
+        documented = [tuple(cell.strip() for cell in row.strip("|").split(" | ")) for row in rows]
+        declared = [(f"`{o.name}`", f"`INSTRUMENT_{o.name.upper()}`", _shown(o), o.help) for o in OPTIONS]
+        assert declared == documented

@@ -46,19 +46,6 @@ BUILTIN = {
     "summary": "instrument.exporters.summary:SummaryExporter",
 }
 
-# Exporters created at start-up (import, configure(), instrument run) rather than at the
-# first export, because they must exist before the process forks workers.
-EAGER = frozenset({"prometheus"})
-
-# name -> the options it is created from: changing one re-creates the exporter.
-OPTIONS_USED: dict[str, tuple[str, ...]] = {
-    "jsonl": ("jsonl_path",),
-    "http": ("http_url", "http_headers", "http_timeout", "interval"),
-    "prometheus": ("prometheus_address",),
-    "statsd": ("statsd_address", "statsd_max_datagram"),
-    "dogstatsd": ("statsd_address", "statsd_max_datagram"),
-}
-
 # name -> (the extra that installs its dependencies, a module that extra provides).
 EXTRAS = {
     "http": ("http", "requests"),
@@ -72,12 +59,18 @@ class Exporter:
     ``export`` runs on the exporter's own thread, one batch at a time; raising
     counts a failure (``instrument.export.failures``) and the next batch is tried.
     ``shutdown`` runs once, on that thread, after the last batch.
+
+    `options` names the options (see docs/configuration.md) the exporter is created
+    from: when `configure()` changes one of them, an exporter created by name is
+    created again; otherwise it keeps running. An exporter registered under the
+    ``instrument.exporters`` entry-point group declares them the same way.
     """
 
     name = "exporter"
+    options: tuple[str, ...] = ()
 
     def __init__(self, config: Config | None = None) -> None:
-        self.config = config
+        """*config*: the options in effect, when created by name (read what `options` names)."""
 
     def export(self, batch: Batch) -> None:
         raise NotImplementedError

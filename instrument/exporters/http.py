@@ -62,6 +62,7 @@ class HttpExporter(Exporter):
     """POSTs each batch as JSON to ``config.http_url``, with bounded retries."""
 
     name = "http"
+    options = ("http_url", "http_headers", "http_timeout", "interval")  # interval: the retry budget
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__(config)

@@ -26,6 +26,7 @@ _CHUNK = 1 << 16  # bytes per write: whole lines, up to this much
 
 class JsonlExporter(Exporter):
     name = "jsonl"
+    options = ("jsonl_path",)
 
     def __init__(self, config: Config | None = None, path: str | None = None) -> None:
         super().__init__(config)

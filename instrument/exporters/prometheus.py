@@ -31,9 +31,9 @@ Pre-fork servers (gunicorn, uwsgi, multiprocessing). The process that creates th
 exporter owns the endpoint: the HTTP server, the cumulative state and a listening
 Unix stream socket in Linux's abstract namespace
 (``"\\0instrument-prometheus-<pid>-<random>"``: no file on disk, nothing to clean up,
-gone when the process is). Everything is set up at construction, which for
-``INSTRUMENT_EXPORTERS=prometheus`` is at ``import instrument`` (the exporter is in
-`EAGER`), so a pre-fork master has it before it forks workers.
+gone when the process is). Everything is set up at construction, when instrument
+starts (``configure()``, or ``instrument run``'s bootstrap), so a pre-fork master that
+starts instrument has it before it forks workers.
 
 In a forked child, `after_fork_in_child()` (called by the pipeline's fork hook, and
 by this module's own fork hook for every endpoint of the parent) closes the child's
@@ -565,6 +565,7 @@ class PrometheusExporter(Exporter):
     """
 
     name = "prometheus"
+    options = ("prometheus_address",)
 
     def __init__(self, config: Config | None = None, address: tuple[str, int] | None = None) -> None:
         super().__init__(config)

@@ -69,6 +69,8 @@ TagItems = tuple[tuple[str, str], ...]
 class _UdpLineExporter(Exporter):
     """The transport both flavours share: lines, packed into datagrams, over one socket."""
 
+    options = ("statsd_address", "statsd_max_datagram")
+
     def __init__(
         self,
         config: Config | None = None,

@@ -268,7 +268,8 @@ class TestSecrets:
         caplog.set_level(logging.DEBUG)
         endpoint.answer(500).answer(400, b"denied")
         headers = {"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET}
-        exporter = HttpExporter(config(endpoint.url, http_headers=headers))
+        configured = config(endpoint.url, http_headers=headers)
+        exporter = HttpExporter(configured)
         errors = []
         with pytest.raises(HttpExportError) as raised:
             exporter.export(batch())
@@ -282,7 +283,7 @@ class TestSecrets:
         errors.append(raised.value)
         assert endpoint.requests[0].headers["x-api-key"] == SECRET  # it was sent
         shown = caplog.text + "".join(f"{e!s}{e!r}{e.__cause__!r}{e.__context__!r}" for e in errors)
-        shown += repr(exporter) + repr(dead) + repr(exporter.config)
+        shown += repr(exporter) + repr(dead) + repr(configured)
         assert SECRET not in shown
 
 
