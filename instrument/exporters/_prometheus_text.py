@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
 from .. import _log
-from .._histogram import HistogramData
+from .._buckets import boundary_exponents, cumulative_counts
 from .._model import Point, copy, fold
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-# `le` boundaries of every histogram series: 2**k for k in the range of its unit.
-BOUNDARY_EXPONENTS: dict[str, range] = {
-    "s": range(-17, 7),  # 7.6 us .. 64 s
-    "ms": range(-7, 17),  # 7.8 us .. 65.5 s
-    "us": range(3, 27),  # 8 us .. 67 s
-    "ns": range(13, 37),  # 8.2 us .. 68.7 s
-    "By": range(6, 30),  # 64 B .. 512 MiB
-}
-DEFAULT_BOUNDARY_EXPONENTS = range(-8, 16)  # 0.0039 .. 32768
 
 # --- names ---------------------------------------------------------------------------
 
@@ -146,32 +135,6 @@ def _le(exponent: int) -> str:
     return f"{mantissa}e+{len(whole) - 1:02d}"
 
 
-def boundary_exponents(unit: str) -> range:
-    """The exponents k of the ``le`` boundaries 2**k of a histogram in *unit*."""
-    return BOUNDARY_EXPONENTS.get(unit, DEFAULT_BOUNDARY_EXPONENTS)
-
-
-def cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
-    """For each 2**k (k ascending), the number of recorded values <= 2**k.
-
-    Exact: at scale >= 0, 2**k is the upper bound of positive bucket ``k * 2**scale - 1``
-    (buckets are ``(base**i, base**(i+1)]``), so a bucket is wholly below or above it.
-    """
-    if histogram.scale < 0:
-        raise ValueError(f"histograms of scale {histogram.scale} have no bucket boundary at each power of two")
-    running = histogram.zero_count + sum(histogram.negative.values())
-    positive = sorted(histogram.positive.items())
-    counts = []
-    position = 0
-    for exponent in exponents:
-        limit = exponent << histogram.scale  # bucket i is <= 2**k when i + 1 <= k * 2**scale
-        while position < len(positive) and positive[position][0] < limit:
-            running += positive[position][1]
-            position += 1
-        counts.append(running)
-    return counts
-
-
 # --- exposition ---------------------------------------------------------------------
 
 
@@ -254,7 +217,7 @@ def _histogram_lines(out: list[str], family: str, labels: str, point: Point, ope
     assert histogram is not None
     exponents = boundary_exponents(point.unit)
     prefix = labels + "," if labels else ""
-    for exponent, count in zip(exponents, cumulative_buckets(histogram, exponents), strict=True):
+    for exponent, count in zip(exponents, cumulative_counts(histogram, exponents), strict=True):
         out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
     out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
     out.append(_sample(family + "_count", labels, str(histogram.count)))

@@ -26,7 +26,6 @@ synchronous gauge, so backends do not mark them stale between two sets.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import uuid
@@ -58,12 +57,12 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from .._buckets import boundary_exponents, cumulative_counts, middle
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Point
 from . import Exporter, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
-from ._prometheus_text import boundary_exponents, cumulative_buckets
 from ._unexportable import drop
 
 if TYPE_CHECKING:
@@ -346,13 +345,12 @@ def explicit_counts(histogram: HistogramData, unit: str) -> list[int]:
     """
     exponents = boundary_exponents(unit)
     if histogram.scale >= 0:
-        below = cumulative_buckets(histogram, exponents)
+        below = cumulative_counts(histogram, exponents)
         return [below[0], *(b - a for a, b in pairwise(below)), histogram.count - below[-1]]
     bounds = explicit_bounds(unit)
     counts = [0] * (len(bounds) + 1)
     for lower, upper, n in histogram.buckets():
-        middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-        counts[bisect_left(bounds, min(max(middle, histogram.min), histogram.max))] += n
+        counts[bisect_left(bounds, min(max(middle(lower, upper), histogram.min), histogram.max))] += n
     return counts
 
 

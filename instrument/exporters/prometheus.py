@@ -96,13 +96,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from .. import _log
+from .._buckets import BOUNDARY_EXPONENTS
 from .._histogram import HistogramData
 from .._model import Batch, Point
 from .._suppress import suppress_thread
 from . import Exporter
 from ._cumulative import Cumulative
 from ._prometheus_text import (
-    BOUNDARY_EXPONENTS,
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     accepts_gzip,

@@ -44,6 +44,7 @@ from operator import itemgetter
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from .._buckets import middle
 from .._histogram import HistogramData
 from .._model import Batch, Point
 from . import Exporter
@@ -209,8 +210,7 @@ def _stand_ins(histogram: HistogramData, scale: float = 1.0) -> list[tuple[float
         return [(low, 1)]
     middles = []
     for lower, upper, n in buckets:
-        middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-        rounded = float(f"{middle * scale:.6g}")
+        rounded = float(f"{middle(lower, upper) * scale:.6g}")
         middles.append([min(max(rounded, low), high), n])
     middles[0][1] -= 1  # the minimum is in the lowest bucket
     middles[-1][1] -= 1  # the maximum in the highest
