@@ -56,7 +56,9 @@ def middle(lower: float, upper: float) -> float:
     is what keeps quantiles read from the buckets within 1 %. The zero bucket, ``(0, 0)``
     as `HistogramData.buckets` gives it, has middle 0.
     """
-    return math.copysign(math.sqrt(lower * upper), upper)
+    # Two square roots, not the root of the product: lower * upper overflows to
+    # infinity from about 1.3e154 (and underflows to 0 below 1e-154).
+    return math.copysign(math.sqrt(abs(lower)) * math.sqrt(abs(upper)), upper)
 
 
 def boundary_exponents(unit: str) -> range:

@@ -31,7 +31,13 @@ class TestMiddle:
         """The zero bucket, (0, 0), stands for 0."""
         assert 0.0 == middle(0.0, 0.0)
 
-    @given(st.floats(min_value=1e-150, max_value=1e150))
+    def test_no_overflow_at_the_ends_of_float_range(self):
+        """Bounds whose product is beyond float range still give the middle (a quantile of 1e200 values)."""
+        assert math.isclose(2e200, middle(1e200, 4e200))
+        assert math.isclose(-2e-200, middle(-4e-200, -1e-200))
+        assert math.isclose(2e200, frozen([1e200, 2e200, 2e200, 2e200, 4e200]).quantile(0.5), rel_tol=0.01)
+
+    @given(st.floats(min_value=1e-300, max_value=1e300))
     def test_middle_of_a_values_bucket_is_within_half_a_bucket(self, value):
         """The middle of the bucket a value lands in is within 0.55 % of it (scale 6)."""
         ((lower, upper, _),) = frozen([value]).buckets()
