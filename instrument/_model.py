@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from ._histogram import HistogramData, merge_all
@@ -11,10 +12,20 @@ from ._histogram import HistogramData, merge_all
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
 
 
+class Kind(StrEnum):
+    """What a `Point` holds. A `str` (``Kind.COUNTER == "counter"``), so that a point
+    made with the plain string is the same, and jsonl lines, the HTTP exporter's JSON
+    and Prometheus' TYPE lines read as they always have."""
+
+    COUNTER = "counter"  # `value`: the increase over the interval
+    GAUGE = "gauge"  # `value`: the last value set
+    HISTOGRAM = "histogram"  # `histogram`: count, sum, min, max and buckets
+
+
 class Point:
     """One series' aggregate over one interval.
 
-    ``kind`` is ``"counter"`` (``value`` is the increase over the interval),
+    ``kind`` is a `Kind`: ``"counter"`` (``value`` is the increase over the interval),
     ``"gauge"`` (``value`` is the last value set) or ``"histogram"`` (``histogram``
     holds count, sum, min, max and buckets, in ``unit``; timers use seconds).
     """
@@ -44,7 +55,7 @@ class Point:
         self.additive = additive  # a gauge that is this process's share of a total
 
     def __repr__(self) -> str:
-        shown = self.histogram if self.kind == "histogram" else self.value
+        shown = self.histogram if self.kind == Kind.HISTOGRAM else self.value
         return f"<Point {self.kind} {self.name} {self.tags!r} {shown!r}>"
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,7 +82,6 @@ class Point:
         return data
 
 
-_KINDS = ("counter", "gauge", "histogram")
 # OpenTelemetry's range of exponential histogram scales is [-10, 20]; at -10 the base,
 # 2**1024, is not a float.
 MIN_SCALE, MAX_SCALE = -9, 20
@@ -86,9 +96,11 @@ def point_from_dict(data: Any) -> Point:
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     name = _field(data, "name", str)
-    kind = _field(data, "kind", str)
-    if kind not in _KINDS:
-        raise ValueError(f"'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
+    text = _field(data, "kind", str)
+    try:
+        kind = Kind(text)
+    except ValueError:
+        raise ValueError(f"'kind' must be one of {', '.join(Kind)}, got {text!r}") from None
     unit = _field(data, "unit", str)
     tags = _field(data, "tags", dict)
     for key, value in tags.items():
@@ -96,7 +108,7 @@ def point_from_dict(data: Any) -> Point:
             raise ValueError(f"tag {key!r} must be a string, number or boolean, got {value!r}")
     start_time = _time_field(data, "start_time")
     end_time = _time_field(data, "end_time")
-    if kind != "histogram":
+    if kind != Kind.HISTOGRAM:
         return Point(name, kind, unit, tags, start_time, end_time, value=_number_field(data, "value"))
     buckets = _field(data, "buckets", dict)
     scale = _field(buckets, "scale", int, "buckets.scale")
@@ -210,9 +222,9 @@ def fold(seen: Point, point: Point, *, keep_start: bool = False) -> None:
     """Add *point* into *seen* (same series): counters add up, gauges keep the later
     value, histograms merge; the span covers both (from *seen*'s start if *keep_start*:
     a cumulative series' start, Prometheus' ``_created``, never moves)."""
-    if point.kind == "counter":
+    if point.kind == Kind.COUNTER:
         seen.value = (seen.value or 0) + (point.value or 0)
-    elif point.kind == "gauge":
+    elif point.kind == Kind.GAUGE:
         if point.end_time >= seen.end_time:
             seen.value = point.value
     elif point.histogram is not None:

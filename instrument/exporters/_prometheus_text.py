@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .. import _log
 from .._buckets import boundary_exponents, cumulative_counts
-from .._model import Point, copy, fold
+from .._model import Kind, Point, copy, fold
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -45,7 +45,7 @@ def _unit_word(unit: str, kind: str) -> str:
     """The Prometheus word for an OpenTelemetry (UCUM) unit, "" when it has none."""
     unit = _ANNOTATION.sub("", unit).strip()  # {request}: a count of things, no unit
     if unit == "1":
-        return "ratio" if kind == "gauge" else ""
+        return "ratio" if kind == Kind.GAUGE else ""
     if unit in _UNIT_WORDS:
         return _UNIT_WORDS[unit]
     top, slash, bottom = unit.partition("/")
@@ -65,21 +65,21 @@ class _Names(NamedTuple):
 @lru_cache(maxsize=4096)
 def _names(name: str, kind: str, unit: str) -> _Names:
     base = _clean(name, _NOT_IN_NAME)
-    if kind == "counter" and base.endswith("_total") and base != "_total":
+    if kind == Kind.COUNTER and base.endswith("_total") and base != "_total":
         base = base[: -len("_total")]
     word = _unit_word(unit, kind)
     if word and base != word and not base.endswith("_" + word):
         base = _UNDERSCORES.sub("_", f"{base}_{word}")
-    if kind == "counter":
+    if kind == Kind.COUNTER:
         return _Names(base + "_total", base, word)
     return _Names(base, base, word)
 
 
 def _claims(names: _Names, kind: str) -> set[str]:
     """Every name a metric's lines use, to find metrics that would clash."""
-    if kind == "counter":
+    if kind == Kind.COUNTER:
         return {names.family, names.om_family, names.om_family + "_created"}
-    if kind == "histogram":
+    if kind == Kind.HISTOGRAM:
         return {names.family, *(names.family + s for s in ("_bucket", "_count", "_sum", "_created"))}
     return {names.family}
 
@@ -179,13 +179,13 @@ def render(points: list[Point], openmetrics: bool = False) -> str:
         out.append(f"# TYPE {family} {kind}\n")
         if openmetrics and names.unit and (family == names.unit or family.endswith("_" + names.unit)):
             out.append(f"# UNIT {family} {names.unit}\n")
-        for labels, point in _distinct(series, kind == "histogram"):
-            if kind == "histogram" and point.histogram is not None:
+        for labels, point in _distinct(series, kind == Kind.HISTOGRAM):
+            if kind == Kind.HISTOGRAM and point.histogram is not None:
                 _histogram_lines(out, names.family, labels, point, openmetrics)
                 continue
-            sample = names.om_family + "_total" if kind == "counter" else names.family
+            sample = names.om_family + "_total" if kind == Kind.COUNTER else names.family
             out.append(_sample(sample, labels, _number(point.value)))
-            if openmetrics and kind == "counter":
+            if openmetrics and kind == Kind.COUNTER:
                 out.append(_sample(names.om_family + "_created", labels, _number(point.start_time)))
     if openmetrics:
         out.append("# EOF\n")

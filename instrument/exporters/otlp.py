@@ -60,7 +60,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from .._buckets import boundary_exponents, cumulative_counts, middle
 from .._config import ConfigurationError
 from .._histogram import HistogramData
-from .._model import Batch, Point
+from .._model import Batch, Kind, Point
 from . import Exporter, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
 from ._unexportable import drop
@@ -176,12 +176,12 @@ class OtlpExporter(Exporter):
         if self._pid != os.getpid():
             # A forked child: the parent's totals and connections are the parent's to report.
             self._start_process()
-        self._gauges.add_points([p for p in batch.points if p.kind == "gauge"])
+        self._gauges.add_points([p for p in batch.points if p.kind == Kind.GAUGE])
         if self.settings.cumulative:
-            self._totals.add_points([p for p in batch.points if p.kind != "gauge"])
+            self._totals.add_points([p for p in batch.points if p.kind != Kind.GAUGE])
             points = self._totals.points()
         else:
-            points = [p for p in batch.points if p.kind != "gauge"]
+            points = [p for p in batch.points if p.kind != Kind.GAUGE]
         points.extend(self._gauges.points())
         if not points:
             return
@@ -252,7 +252,7 @@ def to_metrics_data(
     metrics = []
     for (name, kind, unit), series in grouped.items():
         data: Any
-        if kind == "counter":
+        if kind == Kind.COUNTER:
             data = Sum(
                 data_points=[
                     NumberDataPoint(
@@ -266,7 +266,7 @@ def to_metrics_data(
                 aggregation_temporality=temporality,
                 is_monotonic=True,
             )
-        elif kind == "gauge":
+        elif kind == Kind.GAUGE:
             data = Gauge(
                 data_points=[
                     NumberDataPoint(

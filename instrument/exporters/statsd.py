@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._buckets import middle
 from .._histogram import HistogramData
-from .._model import Batch, Point
+from .._model import Batch, Kind, Point
 from . import Exporter
 from ._unexportable import drop, finite
 
@@ -136,7 +136,7 @@ class StatsdExporter(_UdpLineExporter):
 
     def _lines(self, point: Point) -> Iterator[bytes]:
         name = _statsd_name(point.name, _tag_items(point.tags))
-        if point.kind == "histogram":
+        if point.kind == Kind.HISTOGRAM:
             histogram = point.histogram
             if histogram is not None:
                 scale = _TO_MILLISECONDS.get(point.unit, 1.0)
@@ -146,7 +146,7 @@ class StatsdExporter(_UdpLineExporter):
         value = point.value
         if value is None or not math.isfinite(value):
             return
-        if point.kind == "counter":
+        if point.kind == Kind.COUNTER:
             yield f"{name}:{_number(value)}|c".encode()
         elif value < 0:
             # A signed value changes the current one: set 0 first, in the same datagram.
@@ -169,7 +169,7 @@ class DogStatsdExporter(_UdpLineExporter):
     def _lines(self, point: Point) -> Iterator[bytes]:
         name = _dogstatsd_name(point.name)
         tags = _dogstatsd_tags(_tag_items(point.tags))
-        if point.kind == "histogram":
+        if point.kind == Kind.HISTOGRAM:
             histogram = point.histogram
             if histogram is not None:
                 yield from self._distribution(name, tags, histogram)
@@ -177,7 +177,7 @@ class DogStatsdExporter(_UdpLineExporter):
         value = point.value
         if value is None or not math.isfinite(value):
             return
-        kind = "c" if point.kind == "counter" else "g"
+        kind = "c" if point.kind == Kind.COUNTER else "g"
         yield f"{name}:{_number(value)}|{kind}{tags}".encode()
 
     def _distribution(self, name: str, tags: str, histogram: HistogramData) -> Iterator[bytes]:
