@@ -24,7 +24,8 @@ import instrument
 from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.memory import MemoryExporter
-from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter, _encode_points
+from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter
+from instrument.exporters.prometheus._frames import encode_frame
 from instrument.testing import capture
 
 from ..helpers import counter_total, free_port, require_binary, require_module
@@ -491,7 +492,7 @@ class TestFork:
         with socket.socket(socket.AF_UNIX) as good:
             good.settimeout(5)
             good.connect(address)
-            good.sendall(_encode_points([counter("prom.wire", 3)]))
+            good.sendall(encode_frame([counter("prom.wire", 3)]))
             assert b"\x06" == good.recv(1)
         assert "3" == samples(scrape(exporter.url)[1])["prom_wire_total"]
         assert any("malformed frame" in r.getMessage() for r in caplog.records)

@@ -1,7 +1,27 @@
-"""Prometheus and OpenMetrics exposition: names, labels, buckets and the text itself.
+"""The exposition formats: Prometheus text 0.0.4 and OpenMetrics 1.0, from cumulative points.
 
-Pure functions from cumulative `Point`s to the text a scraper reads; the endpoint,
-its servers and the forwarding between processes are in `prometheus`.
+Pure functions from cumulative `Point`s to the text a scraper reads (`render`); which
+of the two a scraper gets is `_negotiation`'s business, serving it `_endpoint`'s.
+
+Names follow OpenTelemetry's Prometheus compatibility rules: characters other than
+``[a-zA-Z0-9_:]`` become ``_`` and runs of ``_`` collapse; the unit becomes a word
+suffix (``s`` -> ``_seconds``, ``By`` -> ``_bytes``, ``{request}`` -> nothing, ``1``
+-> ``_ratio`` for gauges) unless the name already ends with it; counters end in
+``_total``. Label names are sanitised the same way (without ``:``); tags whose names
+collide are joined with ``;`` in the order of their original keys, and series whose
+tags give the same labels are served as one; a histogram tag called ``le`` becomes
+``exported_le``. Of two metrics whose Prometheus names clash, the first by original
+name is served and the other is left out, with a warning.
+
+Histogram buckets: every histogram series has the same fixed ``le`` boundaries,
+powers of two chosen by unit (`instrument._buckets.BOUNDARY_EXPONENTS`: 2**-17 s to
+2**6 s for seconds, 64 B to 512 MiB for bytes, ...) plus ``+Inf``. A power of two is
+a bucket boundary of the exponential histograms at every scale >= 0, so each
+cumulative count is exact with respect to the recorded buckets; values below the
+first boundary (zero and negative values too) count in every bucket, values above
+the last only in ``+Inf``. ``_count`` and ``_sum`` are exact (a ``_sum`` that
+overflowed shows as ``+Inf``). OpenMetrics forbids a ``_sum`` once negative values
+were recorded, so it is left out there.
 """
 
 from __future__ import annotations
@@ -11,9 +31,11 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from .. import _log
-from .._buckets import boundary_exponents, cumulative_counts
-from .._model import Kind, Point, copy, fold
+from ... import _log
+from ..._buckets import boundary_exponents, cumulative_counts
+from ..._model import Kind, Point, copy, fold
+
+__all__ = ["OPENMETRICS_CONTENT_TYPE", "TEXT_CONTENT_TYPE", "render"]
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -107,7 +129,7 @@ def _labels(tags: tuple[tuple[str, object], ...], histogram: bool) -> str:
     return ",".join(f'{label}="{_escape_label_value(";".join(values))}"' for label, values in sorted(merged.items()))
 
 
-# --- numbers and buckets -----------------------------------------------------------
+# --- numbers ---------------------------------------------------------------------
 
 
 def _number(value: int | float | None) -> str:
@@ -225,35 +247,3 @@ def _histogram_lines(out: list[str], family: str, labels: str, point: Point, ope
         out.append(_sample(family + "_sum", labels, _number(histogram.sum)))
     if openmetrics:
         out.append(_sample(family + "_created", labels, _number(point.start_time)))
-
-
-def wants_openmetrics(accept: str) -> bool:
-    """Whether an ``Accept`` header prefers OpenMetrics 1.0 to the text format."""
-    best_openmetrics = best_text = 0.0
-    for entry in accept.split(","):
-        media, *parameters = (part.strip() for part in entry.split(";"))
-        quality, version = 1.0, None
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            key, value = key.strip().lower(), value.strip().strip('"')
-            if key == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-            elif key == "version":
-                version = value
-        media = media.lower()
-        if media == "application/openmetrics-text" and version in (None, "0.0.1", "1.0.0"):
-            best_openmetrics = max(best_openmetrics, quality)
-        elif media in ("text/plain", "text/*", "*/*"):
-            best_text = max(best_text, quality)
-    return best_openmetrics > 0 and best_openmetrics >= best_text
-
-
-def accepts_gzip(header: str) -> bool:
-    for entry in header.split(","):
-        coding, _, quality = entry.strip().partition(";")
-        if coding.strip().lower() == "gzip":
-            return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
