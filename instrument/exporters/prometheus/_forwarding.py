@@ -19,6 +19,7 @@ its own user (or root), or its descendants (workers that switched user; `_ancest
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import threading
@@ -29,7 +30,7 @@ from ..._model import Point
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
 from ._ancestry import peer, peer_trusted
-from ._frames import ACK, decode_payload, encode_frame, read_payload, recv_exactly
+from ._frames import ACK, FrameVersionError, decode_payload, encode_frame, read_payload, recv_exactly
 from ._servers import TrackingServer, drop_inherited
 
 __all__ = ["FORWARD_TIMEOUT", "ForwardServer", "Forwarder", "ForwardingError", "Target"]
@@ -149,6 +150,14 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
                 conn.sendall(ACK)
         except (EOFError, ConnectionError):
             return  # the worker exited mid-frame: what it had not fully sent is not counted
+        except FrameVersionError as exc:
+            _log.error_once(
+                ("prometheus-frame-version", repr(exc.version)),
+                "instrument: the Prometheus endpoint refused metrics from worker pid %s: %s. The worker "
+                "runs another version of instrument than this process (pid %d); restart both from one "
+                "install. The worker counts each refused batch in instrument.export.failures",
+                who[0] if who else "?", exc, os.getpid(),
+            )
         except ValueError:
             _log.error_once(
                 "prometheus-frame",

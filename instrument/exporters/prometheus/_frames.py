@@ -1,12 +1,20 @@
 """The wire format between a worker and the endpoint's process: frames of points.
 
-A frame is a 4-byte big-endian length and a UTF-8 JSON object ``{"v": 1, "points":
-[...]}``; each point has ``name``, ``kind``, ``unit``, ``tags``, ``start_time``,
-``end_time`` and either ``value`` (with ``additive`` true for a gauge that is the
-worker's share of a total) or ``histogram`` (``count``, ``sum``, ``min``, ``max``,
-``scale``, ``zero_count`` and the raw sparse buckets ``positive`` / ``negative`` as
-``[[index, count], ...]``). The endpoint answers each whole frame with one byte,
-`ACK`.
+A frame is a 4-byte big-endian length and a UTF-8 JSON object ``{"v": 2, "points":
+[...]}``, each point in `instrument._model`'s one codec (`Point.as_dict`, the jsonl
+object, without the quantiles, which the endpoint never reads). The endpoint answers
+each whole frame with one byte, `ACK`.
+
+``v`` changes whenever what a frame holds changes (1 had a codec of its own). A
+worker and an endpoint of different versions of instrument (a server upgraded in
+place, a worker re-executed from a newer install) then refuse each other's frames
+(`FrameVersionError`): the endpoint logs it and closes the connection without
+acknowledging, and the worker counts the batch in ``instrument.export.failures``;
+nothing is folded under a meaning it did not have.
+
+Numbers JSON has no literal for travel too, as ``json`` writes them (``Infinity``,
+``NaN``): a histogram's sum that overflowed to infinity shows at the endpoint as
+``+Inf``, which Prometheus takes, rather than losing the worker's batch.
 """
 
 from __future__ import annotations
@@ -14,71 +22,47 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any
 
-from ..._histogram import HistogramData
-from ..._model import Point
+from ..._model import Point, point_from_dict
 
-__all__ = ["ACK", "MAX_FRAME", "decode_payload", "encode_frame", "read_payload", "recv_exactly"]
+__all__ = [
+    "ACK", "MAX_FRAME", "VERSION", "FrameVersionError", "decode_payload", "encode_frame", "read_payload",
+    "recv_exactly",
+]
 
+VERSION = 2
 MAX_FRAME = 1 << 30  # bytes; a longer frame is taken for garbage
 HEADER = struct.Struct("!I")
 ACK = b"\x06"
 
 
+class FrameVersionError(ValueError):
+    """A frame of another version of the wire format (another version of instrument)."""
+
+    def __init__(self, version: object) -> None:
+        super().__init__(f"a frame of version {version!r}; this endpoint reads version {VERSION}")
+        self.version = version
+
+
 def encode_frame(points: list[Point]) -> bytes:
-    """One frame: length prefix and JSON."""
-    items = []
-    for point in points:
-        item: dict[str, Any] = {
-            "name": point.name, "kind": point.kind, "unit": point.unit, "tags": point.tags,
-            "start_time": point.start_time, "end_time": point.end_time,
-        }
-        histogram = point.histogram
-        if histogram is None:
-            item["value"] = point.value
-            if point.additive:
-                item["additive"] = True
-        else:
-            item["histogram"] = {
-                "count": histogram.count, "sum": histogram.sum, "min": histogram.min, "max": histogram.max,
-                "scale": histogram.scale, "zero_count": histogram.zero_count,
-                "positive": sorted(histogram.positive.items()), "negative": sorted(histogram.negative.items()),
-            }
-        items.append(item)
-    payload = json.dumps({"v": 1, "points": items}, separators=(",", ":")).encode()
+    """One frame holding *points*: length prefix and JSON."""
+    items = [point.as_dict(quantiles=False) for point in points]
+    # allow_nan (json's default) on purpose: see the module docstring.
+    payload = json.dumps({"v": VERSION, "points": items}, separators=(",", ":"), allow_nan=True).encode()
     return HEADER.pack(len(payload)) + payload
 
 
 def decode_payload(payload: bytes) -> list[Point]:
-    """The points of one frame's payload; ValueError if it is not one."""
-    try:
-        data = json.loads(payload)
-        if data.get("v") != 1:
-            raise ValueError(f"unknown frame version {data.get('v')!r}")
-        points = []
-        for item in data["points"]:
-            kind = item["kind"]
-            tags = item["tags"]
-            if kind not in ("counter", "gauge", "histogram") or not isinstance(tags, dict):
-                raise ValueError(f"not a point: {item!r:.200}")
-            histogram = None
-            raw = item.get("histogram")
-            if raw is not None:
-                histogram = HistogramData(
-                    count=int(raw["count"]), sum=raw["sum"], min=raw["min"], max=raw["max"],
-                    scale=int(raw["scale"]), zero_count=int(raw["zero_count"]),
-                    positive={int(i): int(n) for i, n in raw["positive"]},
-                    negative={int(i): int(n) for i, n in raw["negative"]},
-                )
-            points.append(Point(
-                str(item["name"]), kind, str(item["unit"]), tags, float(item["start_time"]),
-                float(item["end_time"]), value=item.get("value"), histogram=histogram,
-                additive=item.get("additive") is True,
-            ))
-        return points
-    except (AttributeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"malformed frame: {exc!r}") from exc
+    """The points of one frame's payload; FrameVersionError or ValueError if it is not one."""
+    data = json.loads(payload)  # ValueError (UnicodeDecodeError, JSONDecodeError) if not JSON
+    if not isinstance(data, dict):
+        raise ValueError(f"a frame is a JSON object, got {type(data).__name__}")
+    if data.get("v") != VERSION:
+        raise FrameVersionError(data.get("v"))
+    items = data.get("points")
+    if not isinstance(items, list):
+        raise ValueError(f"'points' must be a JSON array, got {items!r:.200}")
+    return [point_from_dict(item, strict=False) for item in items]
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
