@@ -9,9 +9,10 @@ last value set (by whichever worker set it last). A scrape shows what was export
 far, so it lags by up to one ``interval``.
 
 Pre-fork servers (gunicorn, uwsgi, multiprocessing): the process that creates the
-exporter owns the endpoint, with everything set up at construction, which for
-``INSTRUMENT_EXPORTERS=prometheus`` is at ``import instrument`` (the exporter is
-eager), so a pre-fork master has it before it forks workers. In a forked child the
+exporter owns the endpoint, with everything set up at construction. The exporter is
+eager: created when instrument starts (``configure()``, or ``instrument run``'s
+start-up), not at the first export, so a pre-fork master that starts instrument has
+the endpoint before it forks workers. In a forked child the
 same exporter forwards: ``export()`` sends the child's delta points to the endpoint's
 process, which folds them into the same state (an additive gauge, such as
 ``http.server.active_requests``, per worker pid: the endpoint serves the sum over the

@@ -3,8 +3,8 @@
 An `Endpoint` is the cumulative state (`Cumulative`: delta batches folded into totals
 since start), a small threaded `http.server` serving it at ``/metrics`` and the
 `_forwarding` listener that folds the workers' points into the same state, each server
-on a daemon thread. It is created at once with everything (the exporter is eager), so
-that a pre-fork master has it before it forks workers.
+on a daemon thread. It is created at once with everything, when instrument starts (the
+exporter is eager), so that a pre-fork master has it before it forks workers.
 
 The abstract namespace the forwarding listener needs is Linux's: elsewhere the endpoint
 serves its own process only, with a warning.

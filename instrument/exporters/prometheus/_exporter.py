@@ -90,7 +90,7 @@ class PrometheusExporter(Exporter):
             "instrument: the Prometheus exporter cannot listen on %s (%s); this process serves no "
             "Prometheus metrics, its other exporters carry on. Set INSTRUMENT_PROMETHEUS_ADDRESS to a "
             "free host:port, or in a pre-fork server create the exporter in the master before it forks "
-            "(INSTRUMENT_EXPORTERS=prometheus and import instrument in the master)",
+            "(call instrument.configure() in the master, or run the server under instrument run)",
             where, reason,
         )
 
