@@ -15,7 +15,7 @@ from typing import Any
 from . import _buffers, _log
 from ._histogram import HistogramState
 from ._metrics import COUNTER, EXPORTED_KIND, GAUGE, TIMER, UNSET, Series, all_metrics, declare_series
-from ._model import Batch, Point
+from ._model import Batch, Kind, Point
 
 NANOSECONDS_PER_SECOND = 1e9
 
@@ -61,7 +61,7 @@ class Aggregator:
         points = []
         for series, total in self._counters.items():
             metric = series.metric
-            points.append(Point(metric.name, "counter", metric.unit, dict(series.tags), start, end, value=total))
+            points.append(Point(metric.name, Kind.COUNTER, metric.unit, dict(series.tags), start, end, value=total))
         for series, state in self._histograms.items():
             metric = series.metric
             try:
@@ -82,7 +82,7 @@ class Aggregator:
                 value = series.value
                 if value is not UNSET:
                     points.append(Point(
-                        metric.name, "gauge", metric.unit, dict(series.tags), start, end, value=value,
+                        metric.name, Kind.GAUGE, metric.unit, dict(series.tags), start, end, value=value,
                         additive=metric.additive,
                     ))
         batch = Batch(seq, start, end, points, self._records)

@@ -22,6 +22,8 @@ from math import ceil, log2
 from operator import add, mul
 from typing import Any
 
+from ._buckets import middle
+
 SCALE = 6
 BASE = 2.0 ** (2.0**-SCALE)
 _PER_OCTAVE = float(2**SCALE)  # log_base(v) == log2(v) * 2**SCALE
@@ -198,8 +200,7 @@ class HistogramData:
         for lower, upper, n in self.buckets():
             seen += n
             if seen >= rank:
-                middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-                return float(min(max(middle, self.min), self.max))
+                return float(min(max(middle(lower, upper), self.min), self.max))
         return float(self.max)  # counts and buckets disagree only if hand-built
 
     def dense(self, side: str = "positive") -> tuple[int, list[int]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _log
 from ._config import settings
+from ._model import Kind
 from ._names import Tags, check_name, check_tags
 
 COUNTER = "counter"
@@ -19,7 +20,7 @@ HISTOGRAM = "histogram"  # values given by record(), in the metric's unit
 TIMER = "timer"  # durations in integer nanoseconds, exported in seconds
 
 # What each internal kind is called in exported data.
-EXPORTED_KIND = {COUNTER: "counter", GAUGE: "gauge", HISTOGRAM: "histogram", TIMER: "histogram"}
+EXPORTED_KIND = {COUNTER: Kind.COUNTER, GAUGE: Kind.GAUGE, HISTOGRAM: Kind.HISTOGRAM, TIMER: Kind.HISTOGRAM}
 _DESCRIBED = {
     COUNTER: "a counter (count()/@counted)",
     GAUGE: "a gauge (gauge())",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from ._histogram import HistogramData, merge_all
@@ -11,10 +12,20 @@ from ._histogram import HistogramData, merge_all
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
 
 
+class Kind(StrEnum):
+    """What a `Point` holds. A `str` (``Kind.COUNTER == "counter"``), so that a point
+    made with the plain string is the same, and jsonl lines, the HTTP exporter's JSON
+    and Prometheus' TYPE lines read as they always have."""
+
+    COUNTER = "counter"  # `value`: the increase over the interval
+    GAUGE = "gauge"  # `value`: the last value set
+    HISTOGRAM = "histogram"  # `histogram`: count, sum, min, max and buckets
+
+
 class Point:
     """One series' aggregate over one interval.
 
-    ``kind`` is ``"counter"`` (``value`` is the increase over the interval),
+    ``kind`` is a `Kind`: ``"counter"`` (``value`` is the increase over the interval),
     ``"gauge"`` (``value`` is the last value set) or ``"histogram"`` (``histogram``
     holds count, sum, min, max and buckets, in ``unit``; timers use seconds).
     """
@@ -44,11 +55,18 @@ class Point:
         self.additive = additive  # a gauge that is this process's share of a total
 
     def __repr__(self) -> str:
-        shown = self.histogram if self.kind == "histogram" else self.value
+        shown = self.histogram if self.kind == Kind.HISTOGRAM else self.value
         return f"<Point {self.kind} {self.name} {self.tags!r} {shown!r}>"
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON object written by the jsonl exporter (documented in docs/exporters.md)."""
+    def as_dict(self, *, quantiles: bool = True) -> dict[str, Any]:
+        """This point as a JSON object, which `point_from_dict` reads back: the jsonl
+        exporter's lines (documented in docs/exporters.md), the HTTP exporter's points and
+        the points a Prometheus worker forwards to the endpoint's process.
+
+        ``additive`` is there, true, only for a gauge that is one process's share of a
+        total. The quantiles (``p50`` .. ``p999``) are for readers of the file; derived
+        from the buckets, they are left out when *quantiles* is false.
+        """
         data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
@@ -60,35 +78,44 @@ class Point:
         histogram = self.histogram
         if histogram is None:
             data["value"] = self.value
+            if self.additive:
+                data["additive"] = True
             return data
         data["count"] = histogram.count
         data["sum"] = histogram.sum
         data["min"] = histogram.min
         data["max"] = histogram.max
-        for key, q in QUANTILES:
-            data[key] = histogram.quantile(q)
+        if quantiles:
+            for key, q in QUANTILES:
+                data[key] = histogram.quantile(q)
         data["buckets"] = histogram.as_dict()
         return data
 
 
-_KINDS = ("counter", "gauge", "histogram")
 # OpenTelemetry's range of exponential histogram scales is [-10, 20]; at -10 the base,
 # 2**1024, is not a float.
 MIN_SCALE, MAX_SCALE = -9, 20
 LATEST_TIME = 253402300800.0  # 10000-01-01T00:00:00Z
 
 
-def point_from_dict(data: Any) -> Point:
-    """The `Point` a jsonl line holds (the inverse of `Point.as_dict`).
+def point_from_dict(data: Any, *, strict: bool = True) -> Point:
+    """The `Point` a JSON object holds (the inverse of `Point.as_dict`).
 
     Raises ValueError naming the first field that is missing or of the wrong type.
+    *strict* also holds the numbers to what any reader can compute with: values, sums,
+    minimums and maximums finite and within float range, and bucket bounds too. That is
+    for jsonl lines, from whatever wrote them; points one of our processes forwards to
+    another are read with *strict* false, so that they arrive as the pipeline made them:
+    a sum that overflowed to infinity, a value near the largest float.
     """
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     name = _field(data, "name", str)
-    kind = _field(data, "kind", str)
-    if kind not in _KINDS:
-        raise ValueError(f"'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
+    text = _field(data, "kind", str)
+    try:
+        kind = Kind(text)
+    except ValueError:
+        raise ValueError(f"'kind' must be one of {', '.join(Kind)}, got {text!r}") from None
     unit = _field(data, "unit", str)
     tags = _field(data, "tags", dict)
     for key, value in tags.items():
@@ -96,21 +123,25 @@ def point_from_dict(data: Any) -> Point:
             raise ValueError(f"tag {key!r} must be a string, number or boolean, got {value!r}")
     start_time = _time_field(data, "start_time")
     end_time = _time_field(data, "end_time")
-    if kind != "histogram":
-        return Point(name, kind, unit, tags, start_time, end_time, value=_number_field(data, "value"))
+    if kind != Kind.HISTOGRAM:
+        additive = data.get("additive", False)
+        if not isinstance(additive, bool):
+            raise ValueError(f"'additive' must be a JSON boolean, got {additive!r}")
+        value = _number_field(data, "value", strict)
+        return Point(name, kind, unit, tags, start_time, end_time, value=value, additive=additive)
     buckets = _field(data, "buckets", dict)
     scale = _field(buckets, "scale", int, "buckets.scale")
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise ValueError(f"'buckets.scale' must be within [{MIN_SCALE}, {MAX_SCALE}], got {scale!r}")
     histogram = HistogramData(
         count=_count_field(data, "count"),
-        sum=_number_field(data, "sum"),
-        min=_number_field(data, "min"),
-        max=_number_field(data, "max"),
+        sum=_number_field(data, "sum", strict),
+        min=_number_field(data, "min", strict),
+        max=_number_field(data, "max", strict),
         scale=scale,
         zero_count=_count_field(buckets, "zero_count", "buckets.zero_count"),
-        positive=_side(buckets, "positive", scale),
-        negative=_side(buckets, "negative", scale),
+        positive=_side(buckets, "positive", scale, strict),
+        negative=_side(buckets, "negative", scale, strict),
     )
     return Point(name, kind, unit, tags, start_time, end_time, histogram=histogram)
 
@@ -125,12 +156,14 @@ def _field(data: dict[str, Any], key: str, kind: type, label: str | None = None)
     return value
 
 
-def _number_field(data: dict[str, Any], key: str) -> int | float:
+def _number_field(data: dict[str, Any], key: str, strict: bool = True) -> int | float:
     if key not in data:
         raise ValueError(f"missing {key!r}")
     value = data[key]
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ValueError(f"{key!r} must be a JSON number, got {value!r}")
+    if not strict:
+        return value
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an int too large for a float
@@ -154,13 +187,13 @@ def _count_field(data: dict[str, Any], key: str, label: str | None = None) -> in
     return value
 
 
-def _side(buckets: dict[str, Any], side: str, scale: int) -> dict[int, int]:
+def _side(buckets: dict[str, Any], side: str, scale: int, strict: bool = True) -> dict[int, int]:
     dense = _field(buckets, side, dict, f"buckets.{side}")
     offset = _field(dense, "offset", int, f"buckets.{side}.offset")
     counts = _field(dense, "counts", list, f"buckets.{side}.counts")
     # Bucket bounds base**index and base**(index + 1) must be floats: below 2**1024.
     limit = 1022 * 2**scale if scale >= 0 else (1023 >> -scale) - 1
-    if counts and not (-limit <= offset and offset + len(counts) - 1 <= limit):
+    if strict and counts and not (-limit <= offset and offset + len(counts) - 1 <= limit):
         raise ValueError(f"'buckets.{side}' reaches beyond float range at scale {scale} (offset {offset})")
     sparse = {}
     for i, n in enumerate(counts):
@@ -210,9 +243,9 @@ def fold(seen: Point, point: Point, *, keep_start: bool = False) -> None:
     """Add *point* into *seen* (same series): counters add up, gauges keep the later
     value, histograms merge; the span covers both (from *seen*'s start if *keep_start*:
     a cumulative series' start, Prometheus' ``_created``, never moves)."""
-    if point.kind == "counter":
+    if point.kind == Kind.COUNTER:
         seen.value = (seen.value or 0) + (point.value or 0)
-    elif point.kind == "gauge":
+    elif point.kind == Kind.GAUGE:
         if point.end_time >= seen.end_time:
             seen.value = point.value
     elif point.histogram is not None:

@@ -26,7 +26,6 @@ synchronous gauge, so backends do not mark them stale between two sets.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import uuid
@@ -58,12 +57,12 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from .._buckets import boundary_exponents, cumulative_counts, middle
 from .._config import ConfigurationError
 from .._histogram import HistogramData
-from .._model import Batch, Point
+from .._model import Batch, Kind, Point
 from . import Exporter, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
-from ._prometheus_text import boundary_exponents, cumulative_buckets
 from ._unexportable import drop
 
 if TYPE_CHECKING:
@@ -177,12 +176,12 @@ class OtlpExporter(Exporter):
         if self._pid != os.getpid():
             # A forked child: the parent's totals and connections are the parent's to report.
             self._start_process()
-        self._gauges.add_points([p for p in batch.points if p.kind == "gauge"])
+        self._gauges.add_points([p for p in batch.points if p.kind == Kind.GAUGE])
         if self.settings.cumulative:
-            self._totals.add_points([p for p in batch.points if p.kind != "gauge"])
+            self._totals.add_points([p for p in batch.points if p.kind != Kind.GAUGE])
             points = self._totals.points()
         else:
-            points = [p for p in batch.points if p.kind != "gauge"]
+            points = [p for p in batch.points if p.kind != Kind.GAUGE]
         points.extend(self._gauges.points())
         if not points:
             return
@@ -253,7 +252,7 @@ def to_metrics_data(
     metrics = []
     for (name, kind, unit), series in grouped.items():
         data: Any
-        if kind == "counter":
+        if kind == Kind.COUNTER:
             data = Sum(
                 data_points=[
                     NumberDataPoint(
@@ -267,7 +266,7 @@ def to_metrics_data(
                 aggregation_temporality=temporality,
                 is_monotonic=True,
             )
-        elif kind == "gauge":
+        elif kind == Kind.GAUGE:
             data = Gauge(
                 data_points=[
                     NumberDataPoint(
@@ -346,13 +345,12 @@ def explicit_counts(histogram: HistogramData, unit: str) -> list[int]:
     """
     exponents = boundary_exponents(unit)
     if histogram.scale >= 0:
-        below = cumulative_buckets(histogram, exponents)
+        below = cumulative_counts(histogram, exponents)
         return [below[0], *(b - a for a, b in pairwise(below)), histogram.count - below[-1]]
     bounds = explicit_bounds(unit)
     counts = [0] * (len(bounds) + 1)
     for lower, upper, n in histogram.buckets():
-        middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-        counts[bisect_left(bounds, min(max(middle, histogram.min), histogram.max))] += n
+        counts[bisect_left(bounds, min(max(middle(lower, upper), histogram.min), histogram.max))] += n
     return counts
 
 

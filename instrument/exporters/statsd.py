@@ -44,8 +44,9 @@ from operator import itemgetter
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from .._buckets import middle
 from .._histogram import HistogramData
-from .._model import Batch, Point
+from .._model import Batch, Kind, Point
 from . import Exporter
 from ._unexportable import drop, finite
 
@@ -137,7 +138,7 @@ class StatsdExporter(_UdpLineExporter):
 
     def _lines(self, point: Point) -> Iterator[bytes]:
         name = _statsd_name(point.name, _tag_items(point.tags))
-        if point.kind == "histogram":
+        if point.kind == Kind.HISTOGRAM:
             histogram = point.histogram
             if histogram is not None:
                 scale = _TO_MILLISECONDS.get(point.unit, 1.0)
@@ -147,7 +148,7 @@ class StatsdExporter(_UdpLineExporter):
         value = point.value
         if value is None or not math.isfinite(value):
             return
-        if point.kind == "counter":
+        if point.kind == Kind.COUNTER:
             yield f"{name}:{_number(value)}|c".encode()
         elif value < 0:
             # A signed value changes the current one: set 0 first, in the same datagram.
@@ -170,7 +171,7 @@ class DogStatsdExporter(_UdpLineExporter):
     def _lines(self, point: Point) -> Iterator[bytes]:
         name = _dogstatsd_name(point.name)
         tags = _dogstatsd_tags(_tag_items(point.tags))
-        if point.kind == "histogram":
+        if point.kind == Kind.HISTOGRAM:
             histogram = point.histogram
             if histogram is not None:
                 yield from self._distribution(name, tags, histogram)
@@ -178,7 +179,7 @@ class DogStatsdExporter(_UdpLineExporter):
         value = point.value
         if value is None or not math.isfinite(value):
             return
-        kind = "c" if point.kind == "counter" else "g"
+        kind = "c" if point.kind == Kind.COUNTER else "g"
         yield f"{name}:{_number(value)}|{kind}{tags}".encode()
 
     def _distribution(self, name: str, tags: str, histogram: HistogramData) -> Iterator[bytes]:
@@ -211,8 +212,7 @@ def _stand_ins(histogram: HistogramData, scale: float = 1.0) -> list[tuple[float
         return [(low, 1)]
     middles = []
     for lower, upper, n in buckets:
-        middle = 0.0 if lower == upper == 0.0 else math.copysign(math.sqrt(lower * upper), upper)
-        rounded = float(f"{middle * scale:.6g}")
+        rounded = float(f"{middle(lower, upper) * scale:.6g}")
         middles.append([min(max(rounded, low), high), n])
     middles[0][1] -= 1  # the minimum is in the lowest bucket
     middles[-1][1] -= 1  # the maximum in the highest

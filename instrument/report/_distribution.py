@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .._buckets import middle
 from .._format import format_value
 from .._histogram import HistogramData
 from .._model import MIN_SCALE
@@ -61,4 +62,4 @@ def _label(histogram: HistogramData, index: int, filled: list[tuple[float, float
     number = math.floor(upper)
     if whole and lower < number and number - 1 <= lower:  # the one whole number in (lower, upper]
         return format_value(number, unit)
-    return format_value(math.copysign(math.sqrt(lower * upper), upper), unit)
+    return format_value(middle(lower, upper), unit)

@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from .._format import format_value, significant
-from .._model import QUANTILES, Point, series_key
+from .._model import QUANTILES, Kind, Point, series_key
 from ..exporters._table import HEADER, is_self_metric, losses, quantile, row
 from . import _glance, _svg
 from ._distribution import bins
@@ -205,7 +205,7 @@ def _article(number: int, point: Point, starts: list[float], width: float, slots
             _svg.bars_over_time(rates, starts, width, "1", f"{point.name} rate"),
             f"values per second, over each {slot_width} slot",
         ))
-    elif point.kind == "counter":
+    elif point.kind == Kind.COUNTER:
         stats = f"total {format_value(point.value, unit)}"
         rates = [0.0 if slot is None else slot.amount / width for slot in slots]
         figures.append(_figure(

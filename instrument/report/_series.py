@@ -9,7 +9,7 @@ per series, whatever the number of lines.
 from __future__ import annotations
 
 from .._histogram import HistogramData
-from .._model import Point
+from .._model import Kind, Point
 
 
 class HistogramSum:
@@ -100,7 +100,7 @@ class Series:
                 self.histogram = HistogramSum(histogram)
             else:
                 self.histogram.add(histogram)
-        elif self.kind == "counter":
+        elif self.kind == Kind.COUNTER:
             self.value = (self.value or 0) + (value or 0)
         elif latest >= self.latest:  # a gauge: the value set last wins
             self.value = value

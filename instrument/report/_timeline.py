@@ -20,7 +20,7 @@ from statistics import median
 from typing import Any
 
 from .._histogram import HistogramData
-from .._model import Point
+from .._model import Kind, Point
 from ._series import HistogramSum
 
 MAX_SLOTS = 60  # time slots in the plots over time
@@ -90,7 +90,7 @@ class Timeline:
         slots = self._series.get(key)
         if slots is None:
             slots = self._series[key] = {}
-        if point.kind == "gauge":
+        if point.kind == Kind.GAUGE:
             _slot(slots, last).set(point.value, point.end_time)
             return
         histogram = point.histogram
@@ -114,7 +114,7 @@ class Timeline:
         assert self.width is not None
         first = math.floor(point.start_time / self.width)
         last = max(first, math.ceil(point.end_time / self.width) - 1)
-        if point.kind == "gauge":
+        if point.kind == Kind.GAUGE:
             first = last
         return first, last
 

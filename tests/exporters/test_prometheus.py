@@ -3,6 +3,7 @@ forwarding to one endpoint, and the real Prometheus server and gunicorn."""
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -24,7 +25,8 @@ import instrument
 from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.memory import MemoryExporter
-from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter, _encode_points
+from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter
+from instrument.exporters.prometheus._frames import encode_frame
 from instrument.testing import capture
 
 from ..helpers import counter_total, free_port, require_binary, require_module
@@ -491,10 +493,94 @@ class TestFork:
         with socket.socket(socket.AF_UNIX) as good:
             good.settimeout(5)
             good.connect(address)
-            good.sendall(_encode_points([counter("prom.wire", 3)]))
+            good.sendall(encode_frame([counter("prom.wire", 3)]))
             assert b"\x06" == good.recv(1)
         assert "3" == samples(scrape(exporter.url)[1])["prom_wire_total"]
         assert any("malformed frame" in r.getMessage() for r in caplog.records)
+
+
+def _in_child(work) -> int:
+    """Run *work* in a forked child; its exit status: 0 if it returned True, 1 if it raised, else 2."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if work() else 2
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1] >> 8
+
+
+class TestWireFormat:
+    def test_frames_hold_points_in_the_jsonl_codec_without_quantiles(self):
+        """A frame is a length and {"v": 2, "points": [...]}, each point as Point.as_dict writes it, quantiles aside."""
+        point = Point("prom.codec", "histogram", "s", {"a": "b"}, 1.0, 2.0, histogram=HistogramData(
+            count=2, sum=3.0, min=1.0, max=2.0, positive={-1: 1, 63: 1}))
+        frame = encode_frame([point])
+        data = json.loads(frame[4:])
+        assert len(frame) - 4 == int.from_bytes(frame[:4], "big")
+        assert {"v": 2, "points": [point.as_dict(quantiles=False)]} == data
+        assert not {"p50", "p90", "p99", "p999"} & set(data["points"][0])
+
+    def test_a_frame_of_another_version_is_refused_and_never_folded(self, exporter, caplog):
+        """A version 1 frame (another instrument's worker) gets no acknowledgement, a log line saying why,
+        and none of its points; frames of this version are folded as before."""
+        old = {"v": 1, "points": [{"name": "prom.old", "kind": "counter", "unit": "", "tags": {},
+                                   "start_time": 1.0, "end_time": 2.0, "value": 5}]}
+        payload = json.dumps(old).encode()
+        address = exporter._endpoint.forward_address
+        with caplog.at_level(logging.ERROR, logger="instrument"), socket.socket(socket.AF_UNIX) as worker:
+            worker.settimeout(5)
+            worker.connect(address)
+            worker.sendall(len(payload).to_bytes(4, "big") + payload)
+            assert b"" == worker.recv(1)
+        refused = [r.getMessage() for r in caplog.records if "refused metrics from worker" in r.getMessage()]
+        assert 1 == len(refused)
+        assert "a frame of version 1; this endpoint reads version 2" in refused[0]
+        assert "another version of instrument" in refused[0]
+        exporter.export(batch(counter("prom.new", 1)))
+        found = samples(scrape(exporter.url)[1])
+        assert "prom_old_total" not in found
+        assert "1" == found["prom_new_total"]
+
+    def test_a_worker_whose_frames_are_refused_counts_a_failure(self, exporter):
+        """The worker's export raises ForwardingError (counted in instrument.export.failures) when the
+        endpoint refuses its frame version."""
+        from instrument.exporters.prometheus import _frames
+
+        def work():
+            _frames.VERSION = 1  # this child speaks another version
+            try:
+                exporter.export(batch(counter("prom.refused", 1)))
+            except ForwardingError as exc:
+                return "no acknowledgement" in str(exc)
+            return False
+
+        assert 0 == _in_child(work)
+        assert "prom_refused_total" not in samples(scrape(exporter.url)[1])
+
+    def test_a_sum_beyond_float_range_reaches_the_endpoint(self, exporter):
+        """A worker's histogram whose sum overflowed to infinity (values near the largest float) is
+        forwarded and shown with _sum +Inf, its counts exact; so is a float counter that overflowed, and
+        an integer counter beyond float range arrives whole."""
+        def work():
+            with capture() as captured:
+                instrument.record("prom.huge", 1e308)
+                instrument.record("prom.huge", 1.5e308)
+                instrument.count("prom.overflowed", 1e308)
+                instrument.count("prom.overflowed", 1e308)
+                instrument.count("prom.many", 10**308)
+                instrument.count("prom.many", 10**308)
+            exporter.export(batch(*captured.points))
+            return exporter.role == "forwarder"
+
+        assert 0 == _in_child(work)
+        found = samples(scrape(exporter.url)[1])
+        assert "+Inf" == found["prom_huge_sum"]
+        assert "2" == found["prom_huge_count"]
+        assert "2" == found['prom_huge_bucket{le="+Inf"}']
+        assert "+Inf" == found["prom_overflowed_total"]
+        assert str(2 * 10**308) == found["prom_many_total"]
 
 
 EXEC_POOL = textwrap.dedent("""

@@ -1,33 +1,44 @@
-"""Prometheus and OpenMetrics exposition: names, labels, buckets and the text itself.
+"""The exposition formats: Prometheus text 0.0.4 and OpenMetrics 1.0, from cumulative points.
 
-Pure functions from cumulative `Point`s to the text a scraper reads; the endpoint,
-its servers and the forwarding between processes are in `prometheus`.
+Pure functions from cumulative `Point`s to the text a scraper reads (`render`); which
+of the two a scraper gets is `_negotiation`'s business, serving it `_endpoint`'s.
+
+Names follow OpenTelemetry's Prometheus compatibility rules: characters other than
+``[a-zA-Z0-9_:]`` become ``_`` and runs of ``_`` collapse; the unit becomes a word
+suffix (``s`` -> ``_seconds``, ``By`` -> ``_bytes``, ``{request}`` -> nothing, ``1``
+-> ``_ratio`` for gauges) unless the name already ends with it; counters end in
+``_total``. Label names are sanitised the same way (without ``:``); tags whose names
+collide are joined with ``;`` in the order of their original keys, and series whose
+tags give the same labels are served as one; a histogram tag called ``le`` becomes
+``exported_le``. Of two metrics whose Prometheus names clash, the first by original
+name is served and the other is left out, with a warning.
+
+Histogram buckets: every histogram series has the same fixed ``le`` boundaries,
+powers of two chosen by unit (`instrument._buckets.BOUNDARY_EXPONENTS`: 2**-17 s to
+2**6 s for seconds, 64 B to 512 MiB for bytes, ...) plus ``+Inf``. A power of two is
+a bucket boundary of the exponential histograms at every scale >= 0, so each
+cumulative count is exact with respect to the recorded buckets; values below the
+first boundary (zero and negative values too) count in every bucket, values above
+the last only in ``+Inf``. ``_count`` and ``_sum`` are exact (a ``_sum`` that
+overflowed shows as ``+Inf``). OpenMetrics forbids a ``_sum`` once negative values
+were recorded, so it is left out there.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
-from .. import _log
-from .._histogram import HistogramData
-from .._model import Point, copy, fold
+from ... import _log
+from ..._buckets import boundary_exponents, cumulative_counts
+from ..._model import Kind, Point, copy, fold
+
+__all__ = ["OPENMETRICS_CONTENT_TYPE", "TEXT_CONTENT_TYPE", "render"]
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-# `le` boundaries of every histogram series: 2**k for k in the range of its unit.
-BOUNDARY_EXPONENTS: dict[str, range] = {
-    "s": range(-17, 7),  # 7.6 us .. 64 s
-    "ms": range(-7, 17),  # 7.8 us .. 65.5 s
-    "us": range(3, 27),  # 8 us .. 67 s
-    "ns": range(13, 37),  # 8.2 us .. 68.7 s
-    "By": range(6, 30),  # 64 B .. 512 MiB
-}
-DEFAULT_BOUNDARY_EXPONENTS = range(-8, 16)  # 0.0039 .. 32768
 
 # --- names ---------------------------------------------------------------------------
 
@@ -56,7 +67,7 @@ def _unit_word(unit: str, kind: str) -> str:
     """The Prometheus word for an OpenTelemetry (UCUM) unit, "" when it has none."""
     unit = _ANNOTATION.sub("", unit).strip()  # {request}: a count of things, no unit
     if unit == "1":
-        return "ratio" if kind == "gauge" else ""
+        return "ratio" if kind == Kind.GAUGE else ""
     if unit in _UNIT_WORDS:
         return _UNIT_WORDS[unit]
     top, slash, bottom = unit.partition("/")
@@ -76,21 +87,21 @@ class _Names(NamedTuple):
 @lru_cache(maxsize=4096)
 def _names(name: str, kind: str, unit: str) -> _Names:
     base = _clean(name, _NOT_IN_NAME)
-    if kind == "counter" and base.endswith("_total") and base != "_total":
+    if kind == Kind.COUNTER and base.endswith("_total") and base != "_total":
         base = base[: -len("_total")]
     word = _unit_word(unit, kind)
     if word and base != word and not base.endswith("_" + word):
         base = _UNDERSCORES.sub("_", f"{base}_{word}")
-    if kind == "counter":
+    if kind == Kind.COUNTER:
         return _Names(base + "_total", base, word)
     return _Names(base, base, word)
 
 
 def _claims(names: _Names, kind: str) -> set[str]:
     """Every name a metric's lines use, to find metrics that would clash."""
-    if kind == "counter":
+    if kind == Kind.COUNTER:
         return {names.family, names.om_family, names.om_family + "_created"}
-    if kind == "histogram":
+    if kind == Kind.HISTOGRAM:
         return {names.family, *(names.family + s for s in ("_bucket", "_count", "_sum", "_created"))}
     return {names.family}
 
@@ -118,7 +129,7 @@ def _labels(tags: tuple[tuple[str, object], ...], histogram: bool) -> str:
     return ",".join(f'{label}="{_escape_label_value(";".join(values))}"' for label, values in sorted(merged.items()))
 
 
-# --- numbers and buckets -----------------------------------------------------------
+# --- numbers ---------------------------------------------------------------------
 
 
 def _number(value: int | float | None) -> str:
@@ -144,32 +155,6 @@ def _le(exponent: int) -> str:
     digits = (whole + fraction).rstrip("0")
     mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
     return f"{mantissa}e+{len(whole) - 1:02d}"
-
-
-def boundary_exponents(unit: str) -> range:
-    """The exponents k of the ``le`` boundaries 2**k of a histogram in *unit*."""
-    return BOUNDARY_EXPONENTS.get(unit, DEFAULT_BOUNDARY_EXPONENTS)
-
-
-def cumulative_buckets(histogram: HistogramData, exponents: Iterable[int]) -> list[int]:
-    """For each 2**k (k ascending), the number of recorded values <= 2**k.
-
-    Exact: at scale >= 0, 2**k is the upper bound of positive bucket ``k * 2**scale - 1``
-    (buckets are ``(base**i, base**(i+1)]``), so a bucket is wholly below or above it.
-    """
-    if histogram.scale < 0:
-        raise ValueError(f"histograms of scale {histogram.scale} have no bucket boundary at each power of two")
-    running = histogram.zero_count + sum(histogram.negative.values())
-    positive = sorted(histogram.positive.items())
-    counts = []
-    position = 0
-    for exponent in exponents:
-        limit = exponent << histogram.scale  # bucket i is <= 2**k when i + 1 <= k * 2**scale
-        while position < len(positive) and positive[position][0] < limit:
-            running += positive[position][1]
-            position += 1
-        counts.append(running)
-    return counts
 
 
 # --- exposition ---------------------------------------------------------------------
@@ -216,13 +201,13 @@ def render(points: list[Point], openmetrics: bool = False) -> str:
         out.append(f"# TYPE {family} {kind}\n")
         if openmetrics and names.unit and (family == names.unit or family.endswith("_" + names.unit)):
             out.append(f"# UNIT {family} {names.unit}\n")
-        for labels, point in _distinct(series, kind == "histogram"):
-            if kind == "histogram" and point.histogram is not None:
+        for labels, point in _distinct(series, kind == Kind.HISTOGRAM):
+            if kind == Kind.HISTOGRAM and point.histogram is not None:
                 _histogram_lines(out, names.family, labels, point, openmetrics)
                 continue
-            sample = names.om_family + "_total" if kind == "counter" else names.family
+            sample = names.om_family + "_total" if kind == Kind.COUNTER else names.family
             out.append(_sample(sample, labels, _number(point.value)))
-            if openmetrics and kind == "counter":
+            if openmetrics and kind == Kind.COUNTER:
                 out.append(_sample(names.om_family + "_created", labels, _number(point.start_time)))
     if openmetrics:
         out.append("# EOF\n")
@@ -254,7 +239,7 @@ def _histogram_lines(out: list[str], family: str, labels: str, point: Point, ope
     assert histogram is not None
     exponents = boundary_exponents(point.unit)
     prefix = labels + "," if labels else ""
-    for exponent, count in zip(exponents, cumulative_buckets(histogram, exponents), strict=True):
+    for exponent, count in zip(exponents, cumulative_counts(histogram, exponents), strict=True):
         out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
     out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
     out.append(_sample(family + "_count", labels, str(histogram.count)))
@@ -262,35 +247,3 @@ def _histogram_lines(out: list[str], family: str, labels: str, point: Point, ope
         out.append(_sample(family + "_sum", labels, _number(histogram.sum)))
     if openmetrics:
         out.append(_sample(family + "_created", labels, _number(point.start_time)))
-
-
-def wants_openmetrics(accept: str) -> bool:
-    """Whether an ``Accept`` header prefers OpenMetrics 1.0 to the text format."""
-    best_openmetrics = best_text = 0.0
-    for entry in accept.split(","):
-        media, *parameters = (part.strip() for part in entry.split(";"))
-        quality, version = 1.0, None
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            key, value = key.strip().lower(), value.strip().strip('"')
-            if key == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-            elif key == "version":
-                version = value
-        media = media.lower()
-        if media == "application/openmetrics-text" and version in (None, "0.0.1", "1.0.0"):
-            best_openmetrics = max(best_openmetrics, quality)
-        elif media in ("text/plain", "text/*", "*/*"):
-            best_text = max(best_text, quality)
-    return best_openmetrics > 0 and best_openmetrics >= best_text
-
-
-def accepts_gzip(header: str) -> bool:
-    for entry in header.split(","):
-        coding, _, quality = entry.strip().partition(";")
-        if coding.strip().lower() == "gzip":
-            return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False

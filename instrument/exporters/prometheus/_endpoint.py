@@ -1,0 +1,165 @@
+"""The endpoint: what the process owning a Prometheus address runs, from start to stop.
+
+An `Endpoint` is the cumulative state (`Cumulative`: delta batches folded into totals
+since start), a small threaded `http.server` serving it at ``/metrics`` and the
+`_forwarding` listener that folds the workers' points into the same state, each server
+on a daemon thread. It is created at once with everything, when instrument starts (the
+exporter is eager), so that a pre-fork master has it before it forks workers.
+
+The abstract namespace the forwarding listener needs is Linux's: elsewhere the endpoint
+serves its own process only, with a warning.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ... import _log
+from ..._suppress import suppress_thread
+from .._cumulative import Cumulative
+from ._forwarding import ForwardServer
+from ._negotiation import accepts_gzip, wants_openmetrics
+from ._servers import TrackingServer, drop_inherited, serve
+from ._text import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, render
+
+__all__ = ["Endpoint", "MetricsServer", "format_address"]
+
+
+def format_address(address: tuple[str, int]) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """``GET /metrics``: the exposition the ``Accept`` header prefers, gzipped if accepted."""
+
+    server: MetricsServer
+    timeout = 10  # seconds a client may take to send its request
+    server_version = "instrument"
+
+    def handle(self) -> None:
+        suppress_thread()  # the endpoint's own traffic is not the application's
+        super().handle()
+
+    def do_GET(self) -> None:
+        self._respond(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._respond(send_body=False)
+
+    def _respond(self, send_body: bool) -> None:
+        if self.path.partition("?")[0] != "/metrics":
+            self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
+            return
+        openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
+        body = render(self.server.cumulative.points(), openmetrics).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            body = gzip.compress(body, compresslevel=6)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class MetricsServer(TrackingServer, ThreadingHTTPServer):
+    """Serves *cumulative* at ``http://ADDRESS/metrics`` (IPv4 or IPv6, as the host resolves)."""
+
+    def __init__(self, address: tuple[str, int], cumulative: Cumulative) -> None:
+        self.cumulative = cumulative
+        self.track()
+        try:
+            self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
+        except (OSError, IndexError):
+            pass  # binding fails below with the resolver's error
+        super().__init__(address, _MetricsHandler)
+
+    def server_bind(self) -> None:
+        # Not HTTPServer.server_bind: its getfqdn() may wait on a reverse DNS lookup.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+
+class Endpoint:
+    """What the owning process has: HTTP server, forwarding listener, cumulative state.
+
+    Shared by the exporters of one process created for the same address (see
+    `_registry`), so that `configure()` creating a new exporter before the old one
+    stops does not clash. OSError when it cannot listen on *address*.
+    """
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.pid = os.getpid()
+        self.cumulative = Cumulative()
+        self.users = 0  # exporters sharing it; counted by `_registry`
+        self.http = MetricsServer(address, self.cumulative)
+        self.address = (address[0], int(self.http.server_address[1]))
+        self.forward_address: str | None = f"\0instrument-prometheus-{self.pid}-{secrets.token_hex(8)}"
+        self.forward: ForwardServer | None = None
+        try:
+            self.forward = ForwardServer(self.forward_address, self.cumulative)
+        except OSError as exc:
+            self.forward_address = None
+            _log.warn_once(
+                ("prometheus-forward", self.address),
+                "instrument: the Prometheus endpoint %s cannot receive forked workers' metrics (%s); "
+                "it serves this process's only",
+                format_address(self.address), exc,
+            )
+        self._serving: list[tuple[TrackingServer, threading.Thread]] = []
+        try:
+            for name, server in (("http", self.http), ("forward", self.forward)):
+                if server is not None:
+                    thread = threading.Thread(
+                        target=serve, args=(server,), name=f"instrument-prometheus-{name}", daemon=True
+                    )
+                    thread.start()
+                    self._serving.append((server, thread))
+        except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
+            self.stop()
+            raise OSError(f"cannot start the endpoint's threads: {exc}") from exc
+
+    def stop(self) -> None:
+        """Stop serving (in the owning process only)."""
+        stoppers = []
+        for running, thread in self._serving:
+            if thread.is_alive():  # shutdown() waits for serve_forever() to return: both at once
+                stopper = threading.Thread(target=running.shutdown, name="instrument-prometheus-stop", daemon=True)
+                try:
+                    stopper.start()
+                    stoppers.append(stopper)
+                except RuntimeError:  # no new threads at interpreter exit (3.12+)
+                    running.shutdown()
+        for stopper in stoppers:
+            stopper.join()
+        for server in (self.http, self.forward):
+            if server is None:
+                continue
+            server.server_close()
+            for conn in server.open_connections():
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes the handler thread reading it
+                except OSError:
+                    pass
+
+    def drop_in_child(self) -> None:
+        """In a forked child: close the inherited descriptors, touch nothing else (`_servers`)."""
+        for server in (self.http, self.forward):
+            if server is not None:
+                for conn in server.open_connections():
+                    drop_inherited(conn)
+                drop_inherited(server.socket)
