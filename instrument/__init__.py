@@ -9,7 +9,8 @@ from __future__ import annotations
 from ._config import ConfigurationError
 from ._control import configure, flush, shutdown
 from ._decorate import counted, timed
-from ._record import Timer, count, gauge, record, timer
+from ._record import count, gauge, record
+from ._timer import Timer, timer
 
 __version__ = "0.1.0"
 

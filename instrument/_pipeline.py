@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from time import monotonic, perf_counter_ns
 from typing import Any
 
-from . import _buffers, _log, _record, _signals
+from . import _buffers, _log, _record
 from ._aggregation import SELF_DROPPED, Aggregator
 from ._config import Config, ConfigurationError, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
@@ -233,7 +233,6 @@ class Pipeline:
         _log.prepare()
         with self._drain_locked(), self._state_lock:
             self._current_workers()
-        _apply_signal_handler()
 
     def start(self) -> None:
         """`prepare()`, then start the collector and one thread per exporter."""
@@ -255,7 +254,6 @@ class Pipeline:
             # interpreter is exiting (a worker without a thread exports in the caller).
             for worker in workers:
                 worker.start()
-        _apply_signal_handler()
 
     @property
     def running(self) -> bool:
@@ -559,11 +557,6 @@ def _forget_half_imported_modules() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("instrument.") and getattr(getattr(module, "__spec__", None), "_initializing", False):
             sys.modules.pop(name, None)
-
-
-def _apply_signal_handler() -> None:
-    config = settings.current
-    _signals.apply(config.enabled and config.flush_on_sigterm)
 
 
 def _name_of(spec: Any) -> str | None:

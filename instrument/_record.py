@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from . import _log
 from ._buffers import overflow, register, slow_threshold
-from ._metrics import COUNTER, GAUGE, HISTOGRAM, TIMER, UNSET, Series, resolve_call_site
+from ._metrics import COUNTER, GAUGE, HISTOGRAM, UNSET, Series, resolve_call_site
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,18 +45,12 @@ def set_state(*, enabled: bool, slow_at: int, on_start: Callable[[], None]) -> N
     SLOW_AT = slow_at
     start_collector = on_start
 
+
 _MAX = sys.float_info.max  # larger ints cannot be aggregated as floats
-# Call-site caches: (name, *tag items) -> series, for count()/record()/gauge()/timer().
+# Call-site caches: (name, *tag items) -> series, for count()/record()/gauge().
 _counters: dict[Any, Series] = {}
 _histograms: dict[Any, Series] = {}
 _gauges: dict[Any, Series] = {}
-_timers: dict[Any, Series] = {}
-
-
-def forget_call_sites() -> None:
-    """Empty the call-site caches (`instrument.testing.reset()`)."""
-    for cache in (_counters, _histograms, _gauges, _timers):
-        cache.clear()
 
 
 def append(series: Series, value: object) -> None:
@@ -235,71 +229,7 @@ def async_generator(fn: Callable[..., Any], series: Series, timed: bool) -> Call
     return wrapper
 
 
-# --- timer() as a context manager ------------------------------------------------
-
-
-class Timer:
-    """Times a ``with``/``async with`` block, or decorates a function like `timed`.
-
-    Created by `instrument.timer()`. One object may be entered again while active
-    (nesting) or from several threads or tasks at once: starts are kept on a stack,
-    so counts and sums stay exact; only which start pairs with which end is
-    ambiguous when uses overlap on different threads or tasks. Create the timer in
-    the ``with`` statement itself (``with instrument.timer("x"):``) to avoid that.
-    """
-
-    __slots__ = ("_series", "_starts")
-
-    def __init__(self, series: Series) -> None:
-        self._series = series
-        self._starts: list[int] = []
-
-    @property
-    def name(self) -> str:
-        return self._series.metric.name
-
-    @property
-    def tags(self) -> Mapping[str, Any]:
-        return dict(self._series.tags)
-
-    def __repr__(self) -> str:
-        return f"<instrument.timer {self.name!r} tags={self.tags!r}>"
-
-    def __enter__(self) -> Timer:
-        self._starts.append(perf_counter_ns())
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        end = perf_counter_ns()
-        starts = self._starts
-        if not starts:
-            return
-        if not ENABLED:
-            starts.pop()
-            return
-        elapsed = end - starts.pop()
-        if exc is None or isinstance(exc, GeneratorExit):
-            append(self._series, elapsed)
-        else:
-            record_error(self._series, exc, elapsed)
-
-    async def __aenter__(self) -> Timer:
-        self._starts.append(perf_counter_ns())
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self.__exit__(exc_type, exc, tb)
-
-    def __call__(self, fn: F) -> F:
-        from ._decorate import wrap
-
-        if not ENABLED:
-            return fn
-        wrapped: F = wrap(fn, self._series, timed=True)
-        return wrapped
-
-
-# --- count(), record(), gauge(), timer() ------------------------------------------
+# --- count(), record(), gauge() ---------------------------------------------------
 
 
 def count(name: str, value: int | float = 1, tags: Mapping[str, Any] | None = None, *, unit: str | None = None) -> None:
@@ -361,15 +291,6 @@ def gauge(name: str, value: int | float, tags: Mapping[str, Any] | None = None, 
     # value, so a value is never lost, at worst reported in two batches.
     series.value = value
     series.changed = True
-
-
-def timer(name: str, tags: Mapping[str, Any] | None = None) -> Timer:
-    """A timer for *name*: ``with timer(...)``, ``async with timer(...)`` or ``@timer(...)``."""
-    try:
-        series = _timers[name if tags is None else (name, *tags.items())]
-    except (KeyError, TypeError, AttributeError):
-        series = resolve_call_site(_timers, TIMER, name, tags, None)
-    return Timer(series)
 
 
 def _count_value(name: str, value: object) -> int | float:

@@ -79,6 +79,7 @@ class Runtime:
                 return
             self._register_process_hooks()
             self.pipeline.ensure_started()
+            self._apply_signal_handler()
         except Exception:  # never into the recording call
             _log.error_once("start", "instrument: could not start", exc_info=True)
 
@@ -88,6 +89,7 @@ class Runtime:
             return
         self._register_process_hooks()
         self.pipeline.start()
+        self._apply_signal_handler()
 
     def prepare(self) -> None:
         """Create the configured exporters now, in this thread (``instrument run``'s bootstrap)."""
@@ -95,6 +97,7 @@ class Runtime:
             raise settings.error
         self._register_process_hooks()
         self.pipeline.prepare()
+        self._apply_signal_handler()
 
     def configure(self, options: dict[str, Any]) -> None:
         """`instrument.configure()`: check, then apply atomically; exporters created here."""
@@ -116,7 +119,16 @@ class Runtime:
             return config
 
         self.pipeline.configure(commit, config)
-        _signals.apply(config.enabled and config.flush_on_sigterm)
+        self._apply_signal_handler()
+
+    def _apply_signal_handler(self) -> None:
+        """SIGTERM flushes (or not) as ``flush_on_sigterm`` says (see `_signals`)."""
+        config = settings.current
+        _signals.apply(config.enabled and config.flush_on_sigterm, self._flush_if_used)
+
+    def _flush_if_used(self, timeout: float) -> None:
+        if self.pipeline.used():
+            self.pipeline.flush(timeout)
 
     def _environment_usable(self) -> bool:
         """False (reported once, instrumentation off) when an ``INSTRUMENT_*`` variable is bad."""

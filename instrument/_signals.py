@@ -39,17 +39,23 @@ def register_pending(count: Callable[[], int]) -> None:
     _pending.append(count)
 
 
+def _nothing_to_flush(timeout: float) -> None:
+    """Before the runtime hands over its flush."""
+
+
+# What the handler flushes with (set by `apply`, from the runtime).
+_flush: Callable[[float], object] = _nothing_to_flush
+
+
 def _flush_then_die(signum: int, frame: Any) -> None:
     """The handler: flush within exit_timeout, then let SIGTERM end the process."""
     try:
         from ._config import settings
-        from ._pipeline import PIPELINE
 
         deadline = time.monotonic() + settings.current.exit_timeout
         while any(count() for count in _pending) and time.monotonic() < deadline:
             time.sleep(0.005)
-        if PIPELINE.used():
-            PIPELINE.flush(max(0.0, deadline - time.monotonic()))
+        _flush(max(0.0, deadline - time.monotonic()))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -60,9 +66,13 @@ def installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is _flush_then_die
 
 
-def apply(wanted: bool) -> None:
+def apply(wanted: bool, flush: Callable[[float], object] | None = None) -> None:
     """Install the handler when *wanted* and SIGTERM has its default disposition; remove
-    it (back to the default) when not *wanted* and it is still ours. Main thread only."""
+    it (back to the default) when not *wanted* and it is still ours. Main thread only.
+    *flush(timeout)* is what the handler calls (the runtime's pipeline flush)."""
+    global _flush
+    if flush is not None:
+        _flush = flush
     if threading.current_thread() is not threading.main_thread():
         if wanted and not installed():
             _log.warn_once(

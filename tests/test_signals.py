@@ -19,12 +19,14 @@ from instrument import _signals
 from instrument._config import ConfigurationError
 
 SERVICE = textwrap.dedent("""
-    import signal, sys
+    import os, signal, sys
     import instrument
 
     if sys.argv[1] == "own-handler-later":
         def stop(signum, frame):
-            print("the program's handler ran", flush=True)
+            # os.write, not print: the signal may land while print("ready") is still inside
+            # stdout's buffered writer, and print would then fail with a reentrant call.
+            os.write(1, b"the program's handler ran\\n")
             sys.exit(0)
         signal.signal(signal.SIGTERM, stop)
     for _ in range(5000):

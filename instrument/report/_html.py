@@ -18,7 +18,7 @@ from .._model import QUANTILES, Kind, Point, series_key
 from ..exporters._table import HEADER, is_self_metric, losses, quantile, row
 from . import _glance, _svg
 from ._distribution import bins
-from ._read import Report, _duration
+from ._read import Report, duration
 from ._timeline import Slot
 
 STYLE = """
@@ -96,7 +96,7 @@ def _header(report: Report, width: float) -> str:
     title = report.title().removeprefix("instrument report: ")
     lines = [f"<header><h1>instrument report</h1><p class=\"meta\">{escape(title)}"]
     if width:
-        lines.append(f" · plotted in time slots of {escape(_duration(width))}")
+        lines.append(f" · plotted in time slots of {escape(duration(width))}")
     lines.append("</p>")
     if not report.self_metrics:
         note = losses(p for p in report.all_series() if is_self_metric(p))
@@ -188,7 +188,7 @@ def _article(number: int, point: Point, starts: list[float], width: float, slots
     tags = _tags(point.tags) or '<span class="stats">no tags</span>'
     figures = []
     unit = point.unit
-    slot_width = _duration(width)
+    slot_width = duration(width)
     if point.histogram is not None:
         h = point.histogram
         p50, p99 = format_value(quantile(h, 0.5), unit), format_value(quantile(h, 0.99), unit)

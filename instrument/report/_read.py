@@ -94,7 +94,7 @@ class Report:
         start, end = self.span()
         return (
             f"instrument report: {shown} series from {self.lines} lines of {files}, "
-            f"{_clock(start)} to {_clock(end)} UTC ({_duration(end - start)})"
+            f"{_clock(start)} to {_clock(end)} UTC ({duration(end - start)})"
         )
 
     def timeline(self) -> tuple[list[float], dict[tuple[Any, ...], list[Slot | None]]]:
@@ -191,7 +191,7 @@ def _clock(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f} s"
