@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Batch",
+    "ExportError",
     "Exporter",
     "HistogramData",
     "MissingDependency",
@@ -51,6 +52,12 @@ EXTRAS = {
     "http": ("http", "requests"),
     "otlp": ("otlp", "opentelemetry.exporter.otlp.proto.http"),
 }
+
+
+class ExportError(Exception):
+    """A backend did not take a batch. Every built-in exporter's delivery errors derive
+    from it (keeping their standard bases too: `RuntimeError`, `OSError`, `ConnectionError`);
+    the pipeline counts them in ``instrument.export.failures`` and logs the first."""
 
 
 class Exporter:

@@ -38,7 +38,7 @@ import requests
 from .. import _log
 from .._config import ConfigurationError
 from .._model import Batch
-from . import Exporter, import_what_requests_imports_late
+from . import Exporter, ExportError, import_what_requests_imports_late
 from ._unexportable import json_lines
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ MIN_ATTEMPT_TIMEOUT = 0.1  # seconds: a retry late in the budget still gets this
 _BODY_LINE_CHARS = 200
 
 
-class HttpExportError(RuntimeError):
+class HttpExportError(ExportError, RuntimeError):
     """The endpoint did not accept a batch; the message says why (never a header value)."""
 
 

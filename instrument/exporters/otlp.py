@@ -61,7 +61,7 @@ from .._buckets import boundary_exponents, cumulative_counts, middle
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
-from . import Exporter, MissingDependency, import_what_requests_imports_late
+from . import Exporter, ExportError, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
 from ._unexportable import drop
 
@@ -82,7 +82,7 @@ _GRPC_PACKAGE = "opentelemetry-exporter-otlp-proto-grpc"
 _NANOSECONDS = 1_000_000_000
 
 
-class OtlpExportError(RuntimeError):
+class OtlpExportError(ExportError, RuntimeError):
     """The OTLP backend did not accept a batch (the SDK exporter reported failure)."""
 
 

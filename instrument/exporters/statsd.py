@@ -47,13 +47,13 @@ from typing import TYPE_CHECKING, Any
 from .._buckets import middle
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
-from . import Exporter
+from . import Exporter, ExportError
 from ._unexportable import drop, finite
 
 if TYPE_CHECKING:
     from .._config import Config
 
-__all__ = ["DogStatsdExporter", "StatsdExporter"]
+__all__ = ["DogStatsdExporter", "StatsdExportError", "StatsdExporter"]
 
 DEFAULT_ADDRESS = ("127.0.0.1", 8125)
 DEFAULT_MAX_DATAGRAM = 1432
@@ -65,6 +65,10 @@ SEND_WAIT = 1.0
 _TO_MILLISECONDS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 
 TagItems = tuple[tuple[str, str], ...]
+
+
+class StatsdExportError(ExportError, OSError):
+    """Datagrams of a batch could not be sent (every datagram was still tried)."""
 
 
 class _UdpLineExporter(Exporter):
@@ -117,7 +121,7 @@ class _UdpLineExporter(Exporter):
         errors = [error for datagram in datagrams for error in _send(sock, datagram, deadline)]
         if errors:
             host, port = self.address
-            raise OSError(
+            raise StatsdExportError(
                 f"{self.name}: {len(errors)} send error(s) for {len(datagrams)} datagram(s) to "
                 f"{host}:{port}; every datagram was tried. First: {errors[0]}"
             )

@@ -72,3 +72,16 @@ def test_exporter_that_fails_to_start_is_a_configuration_error(tmp_path):
             instrument.configure(exporters=["broken-test"])
     finally:
         del exporters.BUILTIN["broken-test"]
+
+
+def test_every_delivery_error_is_an_export_error():
+    """One base class for what the built-in exporters raise when a backend does not take a batch."""
+    from instrument.exporters import ExportError
+    from instrument.exporters.http import HttpExportError
+    from instrument.exporters.otlp import OtlpExportError
+    from instrument.exporters.prometheus import ForwardingError
+    from instrument.exporters.statsd import StatsdExportError
+
+    for error in (HttpExportError, OtlpExportError, ForwardingError, StatsdExportError):
+        assert issubclass(error, ExportError), error
+    assert issubclass(ForwardingError, ConnectionError) and issubclass(StatsdExportError, OSError)

@@ -28,6 +28,7 @@ from typing import NamedTuple
 from ... import _log
 from ..._model import Point
 from ..._suppress import suppress_thread
+from .. import ExportError
 from .._cumulative import Cumulative
 from ._ancestry import peer, peer_trusted
 from ._frames import ACK, FrameVersionError, decode_payload, encode_frame, read_payload, recv_exactly
@@ -38,7 +39,7 @@ __all__ = ["FORWARD_TIMEOUT", "ForwardServer", "Forwarder", "ForwardingError", "
 FORWARD_TIMEOUT = 5.0  # seconds for each connect, send and acknowledgement
 
 
-class ForwardingError(ConnectionError):
+class ForwardingError(ExportError, ConnectionError):
     """A forked worker could not hand its metrics to the process serving the endpoint."""
 
 
