@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from . import _record
 from ._decorate import wrap
 from ._metrics import TIMER, Series, resolve_call_site
+from ._record import append, record_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,9 +62,9 @@ class Timer:
             return
         elapsed = end - starts.pop()
         if exc is None or isinstance(exc, GeneratorExit):
-            _record.append(self._series, elapsed)
+            append(self._series, elapsed)
         else:
-            _record.record_error(self._series, exc, elapsed)
+            record_error(self._series, exc, elapsed)
 
     async def __aenter__(self) -> Timer:
         self._starts.append(perf_counter_ns())
