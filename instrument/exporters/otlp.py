@@ -278,19 +278,12 @@ def to_metrics_data(
                     for p in series
                 ]
             )
-        elif exponential:
-            data = ExponentialHistogram(
-                data_points=[
-                    _exponential_point(p, p.histogram, now if cumulative else _ns(p.end_time))
-                    for p in series
-                    if p.histogram is not None
-                ],
-                aggregation_temporality=temporality,
-            )
         else:
-            data = Histogram(
+            histogram_type: Any = ExponentialHistogram if exponential else Histogram
+            make_point: Any = _exponential_point if exponential else _explicit_point
+            data = histogram_type(
                 data_points=[
-                    _explicit_point(p, p.histogram, now if cumulative else _ns(p.end_time))
+                    make_point(p, p.histogram, now if cumulative else _ns(p.end_time))
                     for p in series
                     if p.histogram is not None
                 ],
