@@ -125,11 +125,11 @@ def _sdist(cache: Path, distribution: str, release: str) -> Path:
 
 
 def _unpack(archive: Path, target: Path) -> None:
-    """Unpack *archive*, whose members share one top directory, as *target*."""
+    """Unpack *archive* as *target*: its one top directory, or all of it if it has several."""
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch, tarfile.open(archive) as tar:
-        tar.extractall(scratch, filter="data")
-        (unpacked,) = Path(scratch).iterdir()
-        unpacked.rename(target)
+        tar.extractall(Path(scratch) / "tree", filter="data")
+        tops = list((Path(scratch) / "tree").iterdir())
+        (tops[0] if len(tops) == 1 and tops[0].is_dir() else Path(scratch) / "tree").rename(target)
 
 
 # What to run, as root, for apt to know Debian's source packages (.ci/run does it).
@@ -186,9 +186,18 @@ def _debian_source(cache: Path, package: str, project: str, release: str) -> tup
     if target.is_dir():
         origin = origin_file.read_text().strip() if origin_file.exists() else "unpacked there by hand"
         return target, f"{origin} (cached in {target})"
+    try:
+        origin = _debian_orig_unpacked(cache, package, project, release, target)
+    except Unavailable as exc:
+        raise Unavailable(f"{exc} (or unpack {project}'s source tree at {release} as {target})") from None
+    origin_file.write_text(origin + "\n")
+    return target, origin
+
+
+def _debian_orig_unpacked(cache: Path, package: str, project: str, release: str, target: Path) -> str:
     if shutil.which("apt-cache") is None or shutil.which("apt-get") is None:
-        raise Unavailable(f"{project} {release}'s tests are not on PyPI, and this machine has no apt to get "
-                          f"Debian's source package {package}: unpack the project's tree at {release} as {target}")
+        raise Unavailable(f"{project}'s tests are not on PyPI, and this machine has no apt to get Debian's "
+                          f"source package {package}")
     versions = debian_versions(_apt("apt-cache", "showsrc", package))
     if not versions:
         raise Unavailable(f"{project}'s tests are not on PyPI, and apt knows no source package {package}: "
@@ -201,9 +210,6 @@ def _debian_source(cache: Path, package: str, project: str, release: str) -> tup
     orig = debian_orig(_apt("apt-get", "source", "--print-uris", f"{package}={debian_version}"))
     if orig is None:
         raise Unavailable(f"`apt-get source --print-uris {package}={debian_version}` lists no upstream tarball")
-    download = cache / "download"
-    download.mkdir(parents=True, exist_ok=True)
-    archive = download / orig.name
     try:
         with urllib.request.urlopen(orig.url, timeout=120) as response:
             data = response.read()
@@ -211,11 +217,12 @@ def _debian_source(cache: Path, package: str, project: str, release: str) -> tup
         raise Unavailable(f"{orig.url}: {exc}") from None
     if len(data) != orig.size or hashlib.sha256(data).hexdigest() != orig.sha256:
         raise Unavailable(f"{orig.url}: {len(data)} bytes whose SHA-256 is not the one apt's index gives")
+    download = cache / "download"
+    download.mkdir(parents=True, exist_ok=True)
+    archive = download / orig.name
     archive.write_bytes(data)
     _unpack(archive, target)
-    origin = f"Debian source package {package} {debian_version}: {orig.name}"
-    origin_file.write_text(origin + "\n")
-    return target, origin
+    return f"Debian source package {package} {debian_version}: {orig.name}"
 
 
 def _sqlite3(cache: Path, place: Path, servers: Servers) -> Prepared:

@@ -207,3 +207,23 @@ class TestUnobtained:
         """psycopg 3's is the one whose source CI's network does not serve."""
         assert {"sqlite3", "psycopg2", "pymysql"} == {name for name, suite in SUITES.items() if suite.promised}
         assert unobtained(SUITES["psycopg"], in_ci=True) is None
+
+
+class TestUnpack:
+    def test_one_top_directory_becomes_the_target(self, tmp_path: Path):
+        archive = tmp_path / "a.tar.gz"
+        (tmp_path / "src" / "proj-1.0" / "tests").mkdir(parents=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "src" / "proj-1.0", arcname="proj-1.0")
+        harness._unpack(archive, tmp_path / "proj")
+        assert (tmp_path / "proj" / "tests").is_dir()
+
+    def test_several_top_entries_are_kept_together(self, tmp_path: Path):
+        archive = tmp_path / "a.tar.gz"
+        (tmp_path / "src" / "tests").mkdir(parents=True)
+        (tmp_path / "src" / "README").write_text("x")
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "src" / "tests", arcname="tests")
+            tar.add(tmp_path / "src" / "README", arcname="README")
+        harness._unpack(archive, tmp_path / "proj")
+        assert (tmp_path / "proj" / "tests").is_dir() and (tmp_path / "proj" / "README").is_file()
