@@ -460,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     prepared = suite.prepare(args.cache, place, servers)
                 except Unavailable as exc:
-                    rows.append(f"{suite.name:9} NOT RUN: {exc}")
+                    promise = "" if suite.promised else " [not promised by CI: docs/databases.md]"
+                    rows.append(f"{suite.name:9} NOT RUN: {exc}{promise}")
                     problem = unobtained(suite, in_ci)
                     if problem:
                         problems.append(problem)
