@@ -251,16 +251,25 @@ def _pymysql(cache: Path, place: Path, servers: Servers) -> Prepared:
     server = servers.mariadb
     assert server is not None
     login = {"host": server.host, "port": server.port, "user": server.user, "password": server.password}
+    # The databases' character set as PyMySQL's CI creates them (ci/docker-entrypoint-initdb.d).
+    import pymysql
+
+    with contextlib.closing(pymysql.connect(**login)) as conn, conn.cursor() as cursor:
+        for database in ("test1", "test2"):
+            cursor.execute(f"ALTER DATABASE {database} CHARACTER SET utf8mb4")
     (source / "databases.json").write_text(json.dumps([
         {**login, "database": "test1", "use_unicode": True, "local_infile": True},
         {**login, "database": "test2"},
     ]))
     # The tests are the subpackage pymysql.tests: put their directory on the installed
-    # package's path, so that they import as they do in PyMySQL's own checkout.
+    # package's path (a pytest plugin loaded before collection), so that they import as they
+    # do in PyMySQL's own checkout while pymysql itself is the installed release. Under
+    # pytest, as PyMySQL runs them: they use pytest's skip and xfail marks.
     (place / "pymysql_tests_path.py").write_text(
         f"import pymysql\npymysql.__path__.append({str(source.parent)!r})\n")
-    return Prepared(place, [UNITTEST, "{out}", "pymysql_tests_path", "pymysql.tests"], {"PYTHONPATH": str(place)},
-                    origin=origin)
+    return Prepared(place, ["-m", "pytest", "-p", "pymysql_tests_path", "-o", "cache_dir={out}.cache", "-q",
+                            "--junitxml={out}", "--pyargs", "pymysql.tests"],
+                    {"PYTHONPATH": str(place)}, junit=True, origin=origin)
 
 
 def _psycopg(cache: Path, place: Path, servers: Servers) -> Prepared:
