@@ -11,26 +11,34 @@ point of the suite's database system (the instrumentation would not have been
 exercised). The only differences accepted are those listed, with the reason, under
 "Tests that assert exact type identity" in docs/databases.md.
 
-Suites and where their tests come from (downloaded at run time into --cache, never
-committed):
+Suites and where their tests come from (obtained at run time into --cache, never
+committed; CI reaches PyPI and Debian's package archive, not the projects' repositories):
 
 - ``sqlite3``: CPython's ``test.test_sqlite3``, which ships with the interpreter.
 - ``psycopg2``: the ``tests/`` of psycopg2's sdist on PyPI, for the installed version,
   on PostgreSQL.
-- ``pymysql``: ``pymysql/tests`` of PyMySQL's source, on MariaDB. PyPI's sdist and
-  wheel of PyMySQL do not include them: they are read from --cache, where a GitHub
-  snapshot of the repository must have been unpacked (see docs/databases.md).
-- ``psycopg``: psycopg 3's ``tests/``, on PostgreSQL. Not in its sdist either: read
-  from --cache in the same way.
+- ``pymysql``: ``pymysql/tests`` of PyMySQL's source, on MariaDB, and
+- ``psycopg``: psycopg 3's ``tests/``, on PostgreSQL. PyPI's sdists and wheels of these
+  two lack their tests: they come from the upstream tarball (``.orig.tar.*``) of Debian's
+  source package of the installed version (``python-pymysql``, ``psycopg3``), found
+  through apt's source lists (``apt-cache showsrc``, ``apt-get source --print-uris``:
+  .ci/run adds the ``deb-src`` entry) and checked against the SHA-256 that apt's
+  signed index gives. tox.ini pins the two drivers to the versions Debian packages.
+  A directory ``<cache>/<project>-<version>`` holding the project's tree (unpacked there
+  from the Debian tarball on an earlier run, or by hand from a repository snapshot of
+  that version) is used as it is.
 
-A suite whose tests cannot be found is reported as NOT RUN and does not fail the run;
-every other problem does.
+A suite whose tests cannot be obtained is reported as NOT RUN, with what to run to
+obtain them; under INSTRUMENT_CI=1 that fails the run, except for a suite whose source
+CI is known not to reach (``Suite.promised``: see docs/databases.md). Every other
+problem fails the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -40,6 +48,8 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -60,7 +70,8 @@ TIMEOUT = 900  # seconds for one run of one suite
 
 
 class Unavailable(Exception):
-    """The suite's tests cannot be obtained here: reported as NOT RUN."""
+    """The suite's tests cannot be obtained here: reported as NOT RUN (a failure under
+    INSTRUMENT_CI=1 for a suite CI promises to run)."""
 
 
 @dataclass
@@ -72,6 +83,7 @@ class Prepared:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     junit: bool = False
+    origin: str = ""  # where the tests came from, for the report
 
 
 @dataclass
@@ -86,6 +98,9 @@ class Suite:
     system: str  # the db.system.name its instrumented run must record
     needs: str | None  # "postgres", "mariadb" or None
     prepare: Callable[[Path, Path, Servers], Prepared]  # (cache, run directory, servers)
+    # Under INSTRUMENT_CI=1, tests that cannot be obtained fail the run: CI promises to run
+    # the suite. False only for a suite whose source CI's network is known not to serve.
+    promised: bool = True
 
 
 # --- obtaining the suites -----------------------------------------------------------------
@@ -98,25 +113,116 @@ def _sdist(cache: Path, distribution: str, release: str) -> Path:
         return target
     download = cache / "download"
     download.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
-                    "--dest", str(download), f"{distribution}=={release}"], check=True, timeout=300)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+                        "--dest", str(download), f"{distribution}=={release}"], check=True, timeout=300)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise Unavailable(f"pip could not download the sdist of {distribution} {release}: {exc}") from None
     archive = next(p for p in download.iterdir() if p.name.lower().startswith(f"{distribution.lower()}-{release}")
                    and p.name.endswith(".tar.gz"))
-    with tempfile.TemporaryDirectory(dir=cache) as scratch, tarfile.open(archive) as tar:
-        tar.extractall(scratch, filter="data")
-        (unpacked,) = Path(scratch).iterdir()
-        unpacked.rename(target)
+    _unpack(archive, target)
     return target
 
 
-def _snapshot(cache: Path, name: str, release: str, inside: str) -> Path:
-    """``cache/<name>-<release>/<inside>``, unpacked there from a snapshot of the
-    project's repository (see docs/databases.md), or `Unavailable`."""
-    found = cache / f"{name}-{release}" / inside
-    if not found.is_dir():
-        raise Unavailable(f"{name} {release}'s tests are not on PyPI and {found} does not exist "
-                          "(docs/databases.md says how to unpack them there)")
-    return found
+def _unpack(archive: Path, target: Path) -> None:
+    """Unpack *archive* as *target*: its one top directory, or all of it if it has several."""
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, tarfile.open(archive) as tar:
+        tar.extractall(Path(scratch) / "tree", filter="data")
+        tops = list((Path(scratch) / "tree").iterdir())
+        (tops[0] if len(tops) == 1 and tops[0].is_dir() else Path(scratch) / "tree").rename(target)
+
+
+# What to run, as root, for apt to know Debian's source packages (.ci/run does it).
+DEB_SRC_HINT = ("as root: add a deb-src entry for Debian 13 (trixie) as .ci/run does (a copy of "
+                "/etc/apt/sources.list.d/debian.sources with `Types: deb-src` and trixie's suites), "
+                "then `apt-get update`")
+
+
+def debian_upstream(debian_version: str) -> str:
+    """The upstream version in a Debian package version: ``1:3.2.6+ds-1~bpo12+1`` -> ``3.2.6``
+    (epoch, Debian revision and repacking suffix removed)."""
+    upstream = debian_version.split(":", 1)[-1]
+    if "-" in upstream:
+        upstream = upstream.rsplit("-", 1)[0]
+    return re.split(r"[+~](?:dfsg|ds|repack)", upstream)[0]
+
+
+def debian_versions(showsrc: str) -> list[str]:
+    """The ``Version:`` of each source package stanza in ``apt-cache showsrc`` output."""
+    return re.findall(r"^Version:\s*(\S+)\s*$", showsrc, flags=re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class DebianFile:
+    url: str
+    name: str
+    size: int
+    sha256: str
+
+
+def debian_orig(print_uris: str) -> DebianFile | None:
+    """The upstream tarball among the files ``apt-get source --print-uris`` lists."""
+    for match in re.finditer(r"^'([^']+)' (\S+) (\d+) SHA256:([0-9a-f]{64})\s*$", print_uris, flags=re.MULTILINE):
+        if ".orig.tar." in match.group(2):
+            return DebianFile(match.group(1), match.group(2), int(match.group(3)), match.group(4))
+    return None
+
+
+def _apt(*argv: str) -> str:
+    try:
+        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Unavailable(f"`{' '.join(argv)}` could not run: {exc}; {DEB_SRC_HINT}") from None
+    return result.stdout if result.returncode == 0 else ""
+
+
+def _debian_source(cache: Path, package: str, project: str, release: str) -> tuple[Path, str]:
+    """(``cache/<project>-<release>``, where it came from): the project's source tree as
+    released upstream, from the upstream tarball of Debian's source package *package* whose
+    upstream version is *release* (the installed one). Debian's own patches are not applied:
+    the suite is the project's. A directory already there is used as it is."""
+    target = cache / f"{project}-{release}"
+    origin_file = cache / f"{project}-{release}.origin"
+    if target.is_dir():
+        origin = origin_file.read_text().strip() if origin_file.exists() else "unpacked there by hand"
+        return target, f"{origin} (cached in {target})"
+    try:
+        origin = _debian_orig_unpacked(cache, package, project, release, target)
+    except Unavailable as exc:
+        raise Unavailable(f"{exc} (or unpack {project}'s source tree at {release} as {target})") from None
+    origin_file.write_text(origin + "\n")
+    return target, origin
+
+
+def _debian_orig_unpacked(cache: Path, package: str, project: str, release: str, target: Path) -> str:
+    if shutil.which("apt-cache") is None or shutil.which("apt-get") is None:
+        raise Unavailable(f"{project}'s tests are not on PyPI, and this machine has no apt to get Debian's "
+                          f"source package {package}")
+    versions = debian_versions(_apt("apt-cache", "showsrc", package))
+    if not versions:
+        raise Unavailable(f"{project}'s tests are not on PyPI, and apt knows no source package {package}: "
+                          f"{DEB_SRC_HINT}")
+    matching = [v for v in versions if debian_upstream(v) == release]
+    if not matching:
+        raise Unavailable(f"Debian's source package {package} is at {', '.join(versions)}, but {project} {release} "
+                          "is installed: pin the version Debian has in tox.ini's [testenv:transparency]")
+    debian_version = matching[0]
+    orig = debian_orig(_apt("apt-get", "source", "--print-uris", f"{package}={debian_version}"))
+    if orig is None:
+        raise Unavailable(f"`apt-get source --print-uris {package}={debian_version}` lists no upstream tarball")
+    try:
+        with urllib.request.urlopen(orig.url, timeout=120) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise Unavailable(f"{orig.url}: {exc}") from None
+    if len(data) != orig.size or hashlib.sha256(data).hexdigest() != orig.sha256:
+        raise Unavailable(f"{orig.url}: {len(data)} bytes whose SHA-256 is not the one apt's index gives")
+    download = cache / "download"
+    download.mkdir(parents=True, exist_ok=True)
+    archive = download / orig.name
+    archive.write_bytes(data)
+    _unpack(archive, target)
+    return f"Debian source package {package} {debian_version}: {orig.name}"
 
 
 def _sqlite3(cache: Path, place: Path, servers: Servers) -> Prepared:
@@ -124,7 +230,7 @@ def _sqlite3(cache: Path, place: Path, servers: Servers) -> Prepared:
         import test.test_sqlite3  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"this interpreter has no test package: {exc}") from None
-    return Prepared(place, [UNITTEST, "{out}", "test.test_sqlite3"])
+    return Prepared(place, [UNITTEST, "{out}", "test.test_sqlite3"], origin=f"Python {sys.version.split()[0]}")
 
 
 def _psycopg2(cache: Path, place: Path, servers: Servers) -> Prepared:
@@ -135,35 +241,54 @@ def _psycopg2(cache: Path, place: Path, servers: Servers) -> Prepared:
     env = {"PSYCOPG2_TESTDB": "psycopg2_test", "PSYCOPG2_TESTDB_HOST": server.host,
            "PSYCOPG2_TESTDB_PORT": str(server.port), "PSYCOPG2_TESTDB_USER": server.user,
            "PSYCOPG2_TESTDB_PASSWORD": server.password}
-    return Prepared(source, [UNITTEST, "{out}", "tests:test_suite"], env)
+    return Prepared(source, [UNITTEST, "{out}", "tests:test_suite"], env, origin=f"sdist on PyPI ({source})")
 
 
 def _pymysql(cache: Path, place: Path, servers: Servers) -> Prepared:
     release = version("PyMySQL")
-    source = _snapshot(cache, "PyMySQL", release, "pymysql/tests")
+    tree, origin = _debian_source(cache, "python-pymysql", "PyMySQL", release)
+    source = _inside(tree, "pymysql/tests")
     server = servers.mariadb
     assert server is not None
     login = {"host": server.host, "port": server.port, "user": server.user, "password": server.password}
+    # The databases' character set as PyMySQL's CI creates them (ci/docker-entrypoint-initdb.d).
+    import pymysql
+
+    with contextlib.closing(pymysql.connect(**login)) as conn, conn.cursor() as cursor:
+        for database in ("test1", "test2"):
+            cursor.execute(f"ALTER DATABASE {database} CHARACTER SET utf8mb4")
     (source / "databases.json").write_text(json.dumps([
         {**login, "database": "test1", "use_unicode": True, "local_infile": True},
         {**login, "database": "test2"},
     ]))
     # The tests are the subpackage pymysql.tests: put their directory on the installed
-    # package's path, so that they import as they do in PyMySQL's own checkout.
+    # package's path (a pytest plugin loaded before collection), so that they import as they
+    # do in PyMySQL's own checkout while pymysql itself is the installed release. Under
+    # pytest, as PyMySQL runs them: they use pytest's skip and xfail marks.
     (place / "pymysql_tests_path.py").write_text(
         f"import pymysql\npymysql.__path__.append({str(source.parent)!r})\n")
-    return Prepared(place, [UNITTEST, "{out}", "pymysql_tests_path", "pymysql.tests"], {"PYTHONPATH": str(place)})
+    return Prepared(place, ["-m", "pytest", "-p", "pymysql_tests_path", "-o", "cache_dir={out}.cache", "-q",
+                            "--junitxml={out}", "--pyargs", "pymysql.tests"],
+                    {"PYTHONPATH": str(place)}, junit=True, origin=origin)
 
 
 def _psycopg(cache: Path, place: Path, servers: Servers) -> Prepared:
     release = version("psycopg")
-    source = _snapshot(cache, "psycopg", release, "tests")
+    tree, origin = _debian_source(cache, "psycopg3", "psycopg", release)
+    source = _inside(tree, "tests")
     server = servers.postgres
     assert server is not None
     dsn = f"host={server.host} port={server.port} dbname=psycopg_test user={server.user} password={server.password}"
     return Prepared(source.parent, ["-m", "pytest", "-o", "cache_dir={out}.cache", "-q", "--junitxml={out}",
                                     "--test-dsn", dsn, *PSYCOPG_TESTS],
-                    junit=True)
+                    junit=True, origin=origin)
+
+
+def _inside(tree: Path, tests: str) -> Path:
+    found = tree / tests
+    if not found.is_dir():
+        raise Unavailable(f"{tree} has no {tests}/")
+    return found
 
 
 # psycopg 3's whole suite, less what needs what this environment lacks: psycopg_pool
@@ -178,7 +303,10 @@ SUITES = {
         Suite("sqlite3", "sqlite", None, _sqlite3),
         Suite("psycopg2", "postgresql", "postgres", _psycopg2),
         Suite("pymysql", "mysql", "mariadb", _pymysql),
-        Suite("psycopg", "postgresql", "postgres", _psycopg),
+        # Not promised: the Debian archive this project's CI reaches serves no tarball of the
+        # psycopg3 source package (HTTP 404 for 3.1.7, 3.2.6 and 3.3.5 when this was written),
+        # so CI reports it NOT RUN; it runs wherever the tarball or a snapshot can be had.
+        Suite("psycopg", "postgresql", "postgres", _psycopg, promised=False),
     )
 }
 
@@ -257,6 +385,14 @@ def _pair(suite: Suite, prepared: Prepared, place: Path, attempt: str) -> dict[s
     return runs
 
 
+def unobtained(suite: Suite, in_ci: bool) -> str | None:
+    """What a suite whose tests could not be obtained means for the run: a problem under CI
+    (INSTRUMENT_CI=1) if CI promises to run it, else nothing beyond its NOT RUN row."""
+    if in_ci and suite.promised:
+        return f"{suite.name}: its tests could not be obtained, and CI promises to run them (see its NOT RUN row)"
+    return None
+
+
 def allowed_differences(text: str | None = None) -> dict[str, str]:
     """{test id: reason} from the table under "Tests that assert exact type identity" in
     docs/databases.md (or in *text*)."""
@@ -323,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[str] = []
     problems: list[str] = []
     notes: list[str] = []
+    origins: list[str] = []
+    in_ci = os.environ.get("INSTRUMENT_CI") == "1"
     try:
         with servers_for(suites) as servers:
             for suite in suites:
@@ -331,8 +469,13 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     prepared = suite.prepare(args.cache, place, servers)
                 except Unavailable as exc:
-                    rows.append(f"{suite.name:9} NOT RUN: {exc}")
+                    promise = "" if suite.promised else " [not promised by CI: docs/databases.md]"
+                    rows.append(f"{suite.name:9} NOT RUN: {exc}{promise}")
+                    problem = unobtained(suite, in_ci)
+                    if problem:
+                        problems.append(problem)
                     continue
+                origins.append(f"{suite.name}: {prepared.origin}")
                 runs = _pair(suite, prepared, place, "")
                 plain, inst = runs["plain"], runs["instrumented"]
                 differ, excused = compare(plain.outcomes, inst.outcomes, allowed)
@@ -370,12 +513,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{'db points':>10} {'plain':>8} {'instr.':>7}")
     for row in rows:
         print(row)
+    for origin in origins:
+        print(f"tests of {origin}")
     for key, reason in allowed.items():
         print(f"allowed (docs/databases.md): {key}: {reason}")
     for note in notes:
         print(f"note: {note}")
     for problem in problems:
-        print(f"DIFFERS: {problem}")
+        print(f"PROBLEM: {problem}")
     print(f"\ntransparency: {len(problems)} problems, {time.monotonic() - started:.0f} s in all")
     return 1 if problems else 0
 

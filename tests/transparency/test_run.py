@@ -3,10 +3,27 @@ instrumented run of a driver's suite fail it, and how outcomes are read."""
 
 from __future__ import annotations
 
+import hashlib
+import tarfile
 import textwrap
 from pathlib import Path
 
-from .run import DOCS, _junit_outcomes, allowed_differences, compare
+import pytest
+
+from . import run as harness
+from .run import (
+    DOCS,
+    SUITES,
+    DebianFile,
+    Unavailable,
+    _junit_outcomes,
+    allowed_differences,
+    compare,
+    debian_orig,
+    debian_upstream,
+    debian_versions,
+    unobtained,
+)
 
 ALLOWED = {"t.Tests.test_type": "asserts type(cx) == Connection"}
 
@@ -73,3 +90,140 @@ class TestJunitOutcomes:
         assert {"tests.test_a::test_ok": "passed", "tests.test_a::test_bad": "failed",
                 "tests.test_a::test_broken": "error", "tests.test_a::test_skip": "skipped",
                 "tests.test_a::test_xf": "xfailed"} == _junit_outcomes(xml)
+
+
+class TestDebianSource:
+    """PyMySQL's and psycopg 3's suites come from the upstream tarball of Debian's source
+    package of the installed version, checked against the SHA-256 of apt's index."""
+
+    SHOWSRC = textwrap.dedent("""\
+        Package: python-pymysql
+        Binary: python3-pymysql, python-pymysql-doc
+        Version: 1.0.2-2+deb12u1
+        Directory: pool/main/p/python-pymysql
+
+        Package: python-pymysql
+        Binary: python3-pymysql, python-pymysql-doc
+        Version: 1.1.1-2
+        Directory: pool/main/p/python-pymysql
+        """)
+
+    def test_upstream_version(self):
+        """Epoch, Debian revision and repacking suffixes are not part of the upstream version."""
+        assert "1.1.1" == debian_upstream("1.1.1-2")
+        assert "1.0.2" == debian_upstream("1.0.2-2+deb12u1")
+        assert "3.2.6" == debian_upstream("1:3.2.6+ds-1~bpo12+1")
+        assert "3.1.7" == debian_upstream("3.1.7")
+
+    def test_versions_of_each_stanza(self):
+        assert ["1.0.2-2+deb12u1", "1.1.1-2"] == debian_versions(self.SHOWSRC)
+        assert [] == debian_versions("")
+
+    def test_the_upstream_tarball_among_the_listed_files(self):
+        """Only the .orig tarball is taken: the suite is upstream's, not Debian's patched tree."""
+        sha, c = "a" * 64, "c" * 64
+        listing = textwrap.dedent(f"""\
+            Reading package lists...
+            NOTICE: 'python-pymysql' packaging is maintained in the 'Git' version control system at:
+            'http://a.invalid/p/python-pymysql_1.1.1-2.dsc' python-pymysql_1.1.1-2.dsc 2297 SHA256:{"b" * 64}
+            'http://a.invalid/p/python-pymysql_1.1.1.orig.tar.xz' python-pymysql_1.1.1.orig.tar.xz 72860 SHA256:{sha}
+            'http://a.invalid/p/python-pymysql_1.1.1-2.debian.tar.xz' python-pymysql_1.1.1-2.debian.tar.xz 7 SHA256:{c}
+            """)
+        assert DebianFile("http://a.invalid/p/python-pymysql_1.1.1.orig.tar.xz",
+                          "python-pymysql_1.1.1.orig.tar.xz", 72860, sha) == debian_orig(listing)
+        assert debian_orig("E: Unable to find a source package for python-pymysql\n") is None
+
+    def _archive(self, tmp_path: Path) -> tuple[Path, str]:
+        tree = tmp_path / "build" / "python-pymysql-1.1.1"
+        (tree / "pymysql" / "tests").mkdir(parents=True)
+        (tree / "pymysql" / "tests" / "test_basic.py").write_text("# upstream's\n")
+        archive = tmp_path / "python-pymysql_1.1.1.orig.tar.xz"
+        with tarfile.open(archive, "w:xz") as tar:
+            tar.add(tree, arcname=tree.name)
+        return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    def _fake_apt(self, monkeypatch, showsrc: str, archive: Path, sha: str) -> list[tuple[str, ...]]:
+        calls: list[tuple[str, ...]] = []
+
+        def apt(*argv: str) -> str:
+            calls.append(argv)
+            if argv[:2] == ("apt-cache", "showsrc"):
+                return showsrc
+            size = archive.stat().st_size
+            return f"'{archive.as_uri()}' {archive.name} {size} SHA256:{sha}\n"
+
+        monkeypatch.setattr(harness, "_apt", apt)
+        monkeypatch.setattr(harness.shutil, "which", lambda name: f"/usr/bin/{name}")
+        return calls
+
+    def test_downloaded_checked_unpacked_and_kept(self, tmp_path: Path, monkeypatch):
+        """The version whose upstream part is the installed release is fetched once, unpacked
+        as <project>-<release>, and reused with where it came from."""
+        archive, sha = self._archive(tmp_path)
+        calls = self._fake_apt(monkeypatch, self.SHOWSRC, archive, sha)
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        tree, origin = harness._debian_source(cache, "python-pymysql", "PyMySQL", "1.1.1")
+        assert cache / "PyMySQL-1.1.1" == tree
+        assert "# upstream's\n" == (tree / "pymysql" / "tests" / "test_basic.py").read_text()
+        assert ("apt-get", "source", "--print-uris", "python-pymysql=1.1.1-2") in calls
+        assert "python-pymysql 1.1.1-2" in origin
+        calls.clear()
+        again, origin_again = harness._debian_source(cache, "python-pymysql", "PyMySQL", "1.1.1")
+        assert (tree, []) == (again, calls)
+        assert origin in origin_again
+
+    def test_a_tarball_of_another_checksum_is_refused(self, tmp_path: Path, monkeypatch):
+        archive, _ = self._archive(tmp_path)
+        self._fake_apt(monkeypatch, self.SHOWSRC, archive, "0" * 64)
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        with pytest.raises(Unavailable, match="SHA-256"):
+            harness._debian_source(cache, "python-pymysql", "PyMySQL", "1.1.1")
+        assert not (cache / "PyMySQL-1.1.1").exists()
+
+    def test_no_source_of_the_installed_version(self, tmp_path: Path, monkeypatch):
+        """The message names Debian's versions and says to pin one in tox.ini."""
+        archive, sha = self._archive(tmp_path)
+        self._fake_apt(monkeypatch, self.SHOWSRC, archive, sha)
+        with pytest.raises(Unavailable, match=r"1\.0\.2-2\+deb12u1, 1\.1\.1-2.*1\.2\.4 is installed.*tox\.ini"):
+            harness._debian_source(tmp_path, "python-pymysql", "PyMySQL", "1.2.4")
+
+    def test_no_deb_src_entry_says_what_to_run(self, tmp_path: Path, monkeypatch):
+        archive, sha = self._archive(tmp_path)
+        self._fake_apt(monkeypatch, "", archive, sha)
+        with pytest.raises(Unavailable, match=r"deb-src.*\.ci/run.*apt-get update"):
+            harness._debian_source(tmp_path, "python-pymysql", "PyMySQL", "1.1.1")
+
+
+class TestUnobtained:
+    def test_a_promised_suite_fails_ci_only(self):
+        """Under INSTRUMENT_CI=1 a promised suite that cannot be obtained is a problem;
+        elsewhere it is only reported NOT RUN."""
+        assert unobtained(SUITES["pymysql"], in_ci=True)
+        assert unobtained(SUITES["pymysql"], in_ci=False) is None
+
+    def test_which_suites_ci_promises(self):
+        """psycopg 3's is the one whose source CI's network does not serve."""
+        assert {"sqlite3", "psycopg2", "pymysql"} == {name for name, suite in SUITES.items() if suite.promised}
+        assert unobtained(SUITES["psycopg"], in_ci=True) is None
+
+
+class TestUnpack:
+    def test_one_top_directory_becomes_the_target(self, tmp_path: Path):
+        archive = tmp_path / "a.tar.gz"
+        (tmp_path / "src" / "proj-1.0" / "tests").mkdir(parents=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "src" / "proj-1.0", arcname="proj-1.0")
+        harness._unpack(archive, tmp_path / "proj")
+        assert (tmp_path / "proj" / "tests").is_dir()
+
+    def test_several_top_entries_are_kept_together(self, tmp_path: Path):
+        archive = tmp_path / "a.tar.gz"
+        (tmp_path / "src" / "tests").mkdir(parents=True)
+        (tmp_path / "src" / "README").write_text("x")
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tmp_path / "src" / "tests", arcname="tests")
+            tar.add(tmp_path / "src" / "README", arcname="README")
+        harness._unpack(archive, tmp_path / "proj")
+        assert (tmp_path / "proj" / "tests").is_dir() and (tmp_path / "proj" / "README").is_file()
