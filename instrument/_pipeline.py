@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from time import monotonic, perf_counter_ns
 from typing import Any
 
-from . import _buffers, _log, _record
+from . import _buffers, _log, _record, _threads
 from ._aggregation import SELF_DROPPED, Aggregator
 from ._config import Config, ConfigurationError, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
@@ -98,7 +98,7 @@ class ExportWorker:
                 return True
             thread = threading.Thread(target=self._run, name=f"instrument-export-{self.name}", daemon=True)
             try:
-                thread.start()
+                _threads.start(thread)
             except RuntimeError:  # "can't create new thread at interpreter shutdown" (3.12)
                 return False
             self._thread = thread
@@ -247,7 +247,7 @@ class Pipeline:
                 self._thread = thread
                 self._stop = stop
                 try:
-                    thread.start()
+                    _threads.start(thread)
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
                     self._thread = None
             # Now, while threads can still start: from Python 3.12 none can once the
@@ -348,7 +348,7 @@ class Pipeline:
                 target=worker.stop, args=(monotonic() + timeout,), name="instrument-stop", daemon=True
             )
             try:
-                thread.start()
+                _threads.start(thread)
             except RuntimeError:  # interpreter shutting down: stop it here
                 worker.stop(monotonic() + timeout)
                 continue

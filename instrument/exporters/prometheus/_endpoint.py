@@ -21,7 +21,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ... import _log
+from ... import _log, _threads
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
 from ._forwarding import ForwardServer
@@ -127,7 +127,7 @@ class Endpoint:
                     thread = threading.Thread(
                         target=serve, args=(server,), name=f"instrument-prometheus-{name}", daemon=True
                     )
-                    thread.start()
+                    _threads.start(thread)
                     self._serving.append((server, thread))
         except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
             self.stop()
@@ -140,7 +140,7 @@ class Endpoint:
             if thread.is_alive():  # shutdown() waits for serve_forever() to return: both at once
                 stopper = threading.Thread(target=running.shutdown, name="instrument-prometheus-stop", daemon=True)
                 try:
-                    stopper.start()
+                    _threads.start(stopper)
                     stoppers.append(stopper)
                 except RuntimeError:  # no new threads at interpreter exit (3.12+)
                     running.shutdown()
