@@ -18,9 +18,10 @@ import threading
 from collections.abc import Iterable
 from types import ModuleType
 
-from . import _importhook, _log
+from . import _importhook
 from ._config import settings
 from .integrations import REGISTRY, Integration, load
+from .integrations._failures import failed
 
 __all__ = ["available", "install", "installed", "uninstall"]
 
@@ -60,13 +61,7 @@ def _install_one(identifier: str, module: ModuleType) -> None:
     try:
         integration.install(module)
     except Exception:
-        _log.error_once(
-            ("install", identifier, module.__name__),
-            "instrument: integration %r failed to install; %s runs uninstrumented",
-            identifier,
-            module.__name__,
-            exc_info=True,
-        )
+        failed(identifier, "install", f"{module.__name__} runs uninstrumented")
 
 
 def install(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[str]:

@@ -36,6 +36,7 @@ _duration = Tagged(
     TIMER,
     "s",
     ("http.request.method", "server.address", "server.port", "http.response.status_code", "error.type"),
+    integration=("http_client", "httpx", "requests", "urllib3"),
 )
 
 

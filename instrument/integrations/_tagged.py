@@ -14,6 +14,7 @@ from typing import Any
 from .. import _record
 from .._metrics import Metric, Series, declare
 from .._names import check_tags
+from ._failures import failed
 
 _CACHE_LIMIT = 10_000
 _NO_RESERVED: frozenset[str] = frozenset()
@@ -22,11 +23,15 @@ _NO_RESERVED: frozenset[str] = frozenset()
 class Tagged:
     """One metric recorded with per-call tag values for a fixed list of keys."""
 
-    def __init__(self, name: str, kind: str, unit: str, keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, kind: str, unit: str, keys: tuple[str, ...], *, integration: str | tuple[str, ...] = ()
+    ) -> None:
+        """*integration*: the identifier(s) of the integrations recording it, named when recording fails."""
         self.name = name
         self.kind = kind
         self.unit = unit
         self.keys = keys
+        self.integration = integration
         self._metric: Metric | None = None
         self._series: dict[tuple[Any, ...], Series] = {}
 
@@ -47,4 +52,4 @@ class Tagged:
                 series = self._resolve(values)
             _record.append(series, value)
         except Exception:  # instrumentation never breaks the instrumented call
-            pass
+            failed(self.integration, f"record {self.name}", "those measurements are dropped")

@@ -44,9 +44,10 @@ from time import perf_counter_ns
 from types import ModuleType
 from typing import Any, Protocol
 
-from .. import _log, _record, _signals
+from .. import _record, _signals
 from .._metrics import GAUGE, TIMER, Series, declare_series, error_name
 from . import Integration
+from ._failures import failed
 from ._http import KNOWN_METHODS, method_tag
 from ._tagged import Tagged
 
@@ -65,6 +66,7 @@ _duration = Tagged(
     TIMER,
     "s",
     ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
+    integration="wsgi",
 )
 _METHODS = {method: method for method in KNOWN_METHODS}
 _SCHEMES = {"http": "http", "https": "https"}
@@ -243,12 +245,12 @@ class _Request:
                 error = None
             _duration.record((self.method, self.scheme, code, self.route, error), elapsed)
         except Exception:  # instrumentation never breaks the request
-            pass
+            failed("wsgi", "record a request", "that request is not recorded")
         if self.guard is not None:
             try:
                 self.guard.release()
             except Exception:  # never into the request
-                pass
+                failed("wsgi", "release the stop signals after a request", "a stop may wait for exit_timeout")
 
     def body(self, result: Any, environ: Environ) -> Any:
         """What to hand the server for *result*: measured until it is closed."""
@@ -359,7 +361,7 @@ def serve(app: Application, environ: Environ, start_response: StartResponse) -> 
     try:
         request = _Request(environ, start_response)
     except Exception:  # e.g. a metric name already used by the application: serve unmeasured
-        _log.error_once("wsgi-request", "instrument: cannot measure WSGI requests", exc_info=True)
+        failed("wsgi", "measure a request", "requests are served unmeasured")
         return app(environ, start_response)
     environ[KEY] = request
     try:
@@ -459,7 +461,7 @@ def _flask_match_request(original: Callable[..., Any]) -> Callable[..., Any]:
             if request is not None and rule is not None:
                 request.route = str(rule.rule)
         except Exception:
-            pass
+            failed("wsgi", "read the Flask route", "requests are recorded without http.route")
         return result
 
     return match_request
@@ -473,7 +475,7 @@ def _note_handled(holder: Any, attribute: str, exc: BaseException) -> None:
         if request is not None:
             request.handled = error_name(type(exc))
     except Exception:
-        pass
+        failed("wsgi", "note a handled exception", "such requests are recorded without error.type")
 
 
 def _flask_handle_exception(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -495,7 +497,7 @@ def _django_resolve_request(original: Callable[..., Any]) -> Callable[..., Any]:
             if measured is not None and route:
                 measured.route = str(route)
         except Exception:
-            pass
+            failed("wsgi", "read the Django route", "requests are recorded without http.route")
         return match
 
     return resolve_request

@@ -582,7 +582,7 @@ class TestReviewedEdges:
             instrument.count(ACTIVE)  # the application's own counter of that name
             wsgi._actives.clear()
             assert b"hello" == Server().serve(Middleware(hello))
-            assert any("cannot measure WSGI requests" in r.getMessage() for r in caplog.records)
+            assert any("integration 'wsgi' failed to measure a request" in r.getMessage() for r in caplog.records)
         finally:
             _metrics.pop(ACTIVE, None)
             if saved is not None:
