@@ -38,6 +38,7 @@ import requests
 from .. import _log
 from .._config import ConfigurationError
 from .._model import Batch
+from .._urls import redact
 from . import Exporter, ExportError, import_what_requests_imports_late
 from ._unexportable import json_lines
 
@@ -218,19 +219,6 @@ def first_line(body: bytes) -> str:
             line = line.strip()
             return line if len(line) <= _BODY_LINE_CHARS else line[:_BODY_LINE_CHARS] + "..."
     return "(empty body)"
-
-
-def redact(url: str) -> str:
-    """*url* without user info, query or fragment, which may hold credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _version() -> str:

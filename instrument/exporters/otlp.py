@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
@@ -61,6 +60,7 @@ from .._buckets import boundary_exponents, cumulative_counts, middle
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
+from .._urls import redact
 from . import Exporter, ExportError, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
 from ._unexportable import drop
@@ -136,8 +136,8 @@ class OtlpSettings:
         specific = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         if self.protocol == "grpc":
-            return _redact(specific or base or "http://localhost:4317")
-        return _redact(specific or (base or "http://localhost:4318").rstrip("/") + "/v1/metrics")
+            return redact(specific or base or "http://localhost:4317")
+        return redact(specific or (base or "http://localhost:4318").rstrip("/") + "/v1/metrics")
 
 
 class OtlpExporter(Exporter):
@@ -436,18 +436,6 @@ def _sdk_exporter(settings: OtlpSettings) -> Any:
     exporter = exporter_class()
     _HELD_BACK.attach(type(exporter).__module__)
     return exporter
-
-
-def _redact(url: str) -> str:
-    """*url* without user info, query or fragment, which may hold credentials."""
-    try:
-        parts = urlsplit(url if "//" in url else "//" + url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparsable endpoint>"
-    scheme = f"{parts.scheme}://" if parts.scheme else ""
-    return f"{scheme}{host}{port}{parts.path}"
 
 
 class _HeldBack(logging.Filter):

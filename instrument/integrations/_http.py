@@ -26,7 +26,6 @@ from ._tagged import Tagged
 
 DURATION = "http.client.request.duration"
 KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Layer ranks: an attempt owned at one rank silences the ranks below it.
 HTTP_CLIENT, URLLIB3, CLIENT_LIBRARY = 1, 2, 3  # CLIENT_LIBRARY: requests, httpx
@@ -115,37 +114,3 @@ def begin(
     if own:
         attempt._token = _owner.set(attempt)
     return attempt
-
-
-def hostport(url: str) -> tuple[str, int]:
-    """Host (lower case) and port of *url*, without user info, path or query.
-
-    String splitting rather than `urllib.parse.urlsplit`, which costs several
-    microseconds per request; anything unusual falls back to it.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return _hostport_slow(url)
-    netloc = rest
-    for stop in "/?#":
-        netloc = netloc.partition(stop)[0]
-    netloc = netloc.rpartition("@")[2]
-    if netloc.startswith("["):
-        host, _, tail = netloc[1:].partition("]")
-        port = tail[1:] if tail.startswith(":") else ""
-    else:
-        host, _, port = netloc.partition(":")
-    if port and not port.isdigit():
-        return _hostport_slow(url)
-    return host.lower(), int(port) if port else DEFAULT_PORTS.get(scheme.lower(), 0)
-
-
-def _hostport_slow(url: str) -> tuple[str, int]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return parts.hostname or "", port or DEFAULT_PORTS.get(parts.scheme, 0)

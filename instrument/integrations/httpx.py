@@ -12,8 +12,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .._urls import DEFAULT_PORTS
 from . import Integration
-from ._http import CLIENT_LIBRARY, DEFAULT_PORTS, begin
+from ._http import CLIENT_LIBRARY, begin
 
 
 def _target(request: Any) -> tuple[str, int]:

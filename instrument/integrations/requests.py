@@ -16,8 +16,9 @@ from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
+from .._urls import hostport
 from . import Integration
-from ._http import CLIENT_LIBRARY, Attempt, begin, hostport
+from ._http import CLIENT_LIBRARY, Attempt, begin
 
 _ATTEMPT = "_instrument_attempt"
 

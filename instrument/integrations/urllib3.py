@@ -13,8 +13,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .._urls import DEFAULT_PORTS
 from . import Integration
-from ._http import DEFAULT_PORTS, URLLIB3, begin
+from ._http import URLLIB3, begin
 
 
 def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -332,14 +332,3 @@ class TestReviewedEdges:
                 outer.finish(status=200)
         found = {(p.tags["server.address"], p.histogram.count) for p in captured.find(METRIC)}
         assert {("example.invalid", 1), ("127.0.0.1", 1)} == found
-
-
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/ok?x=1", "https://Alice:pw@Example.COM/path#frag", "http://[::1]:9000/",
-    "http://[::1]/x", "HTTP://host", "http://u@h:1?q", "http://h:/x", "https://h:notaport/", "h/no-scheme",
-])
-def test_fast_host_and_port_agree_with_urlsplit(url):
-    """The string-splitting parser gives what urllib.parse gives (user info and path dropped)."""
-    from instrument.integrations._http import _hostport_slow, hostport
-
-    assert _hostport_slow(url) == hostport(url)
