@@ -1,4 +1,4 @@
-"""What the HTTP client integrations share: the metric, its tags, and attempt ownership.
+"""What the HTTP client integrations share: the metric, its tags, and the attempt.
 
 One measurement per attempt on the wire: ``http.client.request.duration`` (seconds)
 tagged ``http.request.method``, ``server.address``, ``server.port``,
@@ -12,20 +12,33 @@ and layers *below* it (lower `rank`) record nothing. A layer never defers to its
 rank, so a request made re-entrantly during an attempt (a signal handler, a logging
 handler that posts, a ``__del__``) through the same library is recorded too. A
 context variable (not a thread-local) so that asyncio tasks sharing a thread do not
-see each other's attempts.
+see each other's attempts. Threads marked by `_suppress` (the exporters') record
+nothing at any layer.
+
+Every integration performs an attempt the same way (`begin`, then `Attempt` as a
+context manager around the call):
+
+    attempt = begin(method, host, port, rank=URLLIB3)
+    if attempt is None:  # a higher layer owns the attempt, or this thread is suppressed
+        return original(...)
+    with attempt:
+        response = original(...)
+        attempt.status = response.status
+    return response
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from time import perf_counter_ns
+from types import TracebackType
 
 from .._metrics import TIMER, error_name
 from .._suppress import suppressed
+from ._methods import METHOD_TAGS, method_tag
 from ._tagged import Tagged
 
 DURATION = "http.client.request.duration"
-KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
 
 # Layer ranks: an attempt owned at one rank silences the ranks below it.
 HTTP_CLIENT, URLLIB3, CLIENT_LIBRARY = 1, 2, 3  # CLIENT_LIBRARY: requests, httpx
@@ -39,27 +52,18 @@ _duration = Tagged(
 )
 
 
-def method_tag(method: object) -> str:
-    """The method as OpenTelemetry tags it: a known method as is, anything else ``_OTHER``.
-
-    Methods are case-sensitive (RFC 9110): ``get`` is not ``GET``, so it is ``_OTHER``.
-    """
-    if isinstance(method, bytes):
-        method = method.decode("ascii", "replace")
-    text = str(method)
-    return text if text in KNOWN_METHODS else "_OTHER"
-
-
-def host_tag(host: object) -> str:
-    """A host name as a tag, in lower case as every layer gives it: never user info
-    (``user:password@host`` reaches http.client from urllib.request and ``set_tunnel``)."""
-    return str(host or "").rpartition("@")[2].lower()
-
-
 class Attempt:
-    """One attempt on the wire, owned by the layer that started it."""
+    """One attempt on the wire, owned (unless begun with ``own=False``) by the layer that began it.
 
-    __slots__ = ("_token", "done", "host", "method", "port", "rank", "start")
+    As a context manager around the call performing it: leaving the block releases the
+    attempt (lower layers record again) and records it, with the exception that ended
+    the block if one did, else with `status`; after `finish_later()`, a block that
+    ends normally leaves the recording to whoever calls `finish` (requests, once the
+    body has been read). Layers that cannot wrap the attempt in one block (http.client,
+    from ``putrequest`` to ``getresponse``) call `finish` themselves.
+    """
+
+    __slots__ = ("_token", "done", "host", "later", "method", "port", "rank", "start", "status")
 
     def __init__(self, method: str, host: str, port: int, rank: int) -> None:
         self.method = method
@@ -67,8 +71,24 @@ class Attempt:
         self.port = port
         self.rank = rank
         self._token: Token[Attempt | None] | None = None
+        self.status: int | None = None  # set in the block: the response's status code
+        self.later = False
         self.done = False
         self.start = perf_counter_ns()
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.release()
+        if exc is not None or not self.later:
+            self.finish(self.status, exc)
+
+    def finish_later(self) -> None:
+        """Leave the recording of a block that ends normally to a later `finish`."""
+        self.later = True
 
     def release(self) -> None:
         """Stop owning the attempt (lower layers may record again); idempotent."""
@@ -110,7 +130,10 @@ def begin(
     owner = _owner.get()
     if owner is not None and owner.rank > rank and not independent:
         return None
-    attempt = Attempt(method_tag(method), host_tag(host), int(port or 0), rank)
+    # The host as a tag: lower case, as every layer gives it, and never user info
+    # (``user:password@host`` reaches http.client from urllib.request and ``set_tunnel``).
+    host_tag = str(host or "").rpartition("@")[2].lower()
+    attempt = Attempt(METHOD_TAGS.get(method) or method_tag(method), host_tag, int(port or 0), rank)
     if own:
         attempt._token = _owner.set(attempt)
     return attempt

@@ -27,14 +27,9 @@ def _handle(original: Callable[..., Any]) -> Callable[..., Any]:
         attempt = begin(request.method, *_target(request), rank=CLIENT_LIBRARY)
         if attempt is None:
             return original(self, request)
-        try:
+        with attempt:
             response = original(self, request)
-        except BaseException as exc:
-            attempt.release()
-            attempt.finish(exc=exc)
-            raise
-        attempt.release()
-        attempt.finish(status=response.status_code)
+            attempt.status = response.status_code
         return response
 
     return handle_request
@@ -45,14 +40,9 @@ def _handle_async(original: Callable[..., Any]) -> Callable[..., Any]:
         attempt = begin(request.method, *_target(request), rank=CLIENT_LIBRARY)
         if attempt is None:
             return await original(self, request)
-        try:
+        with attempt:
             response = await original(self, request)
-        except BaseException as exc:
-            attempt.release()
-            attempt.finish(exc=exc)
-            raise
-        attempt.release()
-        attempt.finish(status=response.status_code)
+            attempt.status = response.status_code
         return response
 
     return handle_async_request

@@ -51,20 +51,15 @@ def _send(original: Callable[..., Any]) -> Callable[..., Any]:
             attempt = begin(request.method, host, port, rank=CLIENT_LIBRARY)
         if attempt is None:
             return original(self, request, stream, *args, **kwargs)
-        try:
+        with attempt:
             response = original(self, request, stream, *args, **kwargs)
-        except BaseException as exc:
-            attempt.release()
-            attempt.finish(exc=exc)
-            raise
-        attempt.release()
-        if stream:
-            attempt.finish(status=response.status_code)
-        else:
-            response.__dict__[_ATTEMPT] = attempt  # finished when the body has been read
-            parked = _parked.get()
-            if parked is not None:
-                parked.append((attempt, response))
+            attempt.status = response.status_code
+            if not stream:  # finished when the body has been read
+                attempt.finish_later()
+                response.__dict__[_ATTEMPT] = attempt
+                parked = _parked.get()
+                if parked is not None:
+                    parked.append((attempt, response))
         return response
 
     return send

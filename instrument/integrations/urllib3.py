@@ -23,14 +23,9 @@ def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
         attempt = begin(method, self.host, self.port or DEFAULT_PORTS.get(self.scheme, 0), rank=URLLIB3)
         if attempt is None:
             return original(self, conn, method, url, *args, **kwargs)
-        try:
+        with attempt:
             response = original(self, conn, method, url, *args, **kwargs)
-        except BaseException as exc:
-            attempt.release()
-            attempt.finish(exc=exc)
-            raise
-        attempt.release()
-        attempt.finish(status=getattr(response, "status", None))
+            attempt.status = getattr(response, "status", None)
         return response
 
     return make_request

@@ -48,7 +48,7 @@ from .. import _record, _signals
 from .._metrics import GAUGE, TIMER, Series, declare_series, error_name
 from . import Integration
 from ._failures import failed
-from ._http import KNOWN_METHODS, method_tag
+from ._methods import METHOD_TAGS, method_tag
 from ._tagged import Tagged
 
 __all__ = ["KEY", "Middleware", "WsgiIntegration"]
@@ -68,7 +68,6 @@ _duration = Tagged(
     ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
     integration="wsgi",
 )
-_METHODS = {method: method for method in KNOWN_METHODS}
 _SCHEMES = {"http": "http", "https": "https"}
 _STATUS_LIMIT = 1024  # distinct status lines whose code is cached
 _codes: dict[str, int | None] = {}
@@ -187,7 +186,7 @@ class _Request:
     def __init__(self, environ: Environ, start_response: StartResponse) -> None:
         self._start_response = start_response
         method = environ.get("REQUEST_METHOD")
-        self.method = _METHODS.get(method) or method_tag(method or "")  # type: ignore[arg-type]
+        self.method = METHOD_TAGS.get(method) or method_tag(method or "")
         self.scheme = _SCHEMES.get(environ.get("wsgi.url_scheme"), "_OTHER")  # type: ignore[arg-type]
         self.status: str | None = None
         self.route: str | None = None  # set by a framework hook
