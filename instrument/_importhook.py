@@ -9,6 +9,13 @@ The same idea as wrapt's ``when_imported``, without importing wrapt (which impor
 asyncio, about 50-90 ms) at interpreter start-up. As wrapt does, the module's
 ``__loader__`` and ``__spec__.loader`` are set back to the real loader before the
 module runs, so code that inspects them sees nothing of this.
+
+Two kinds of module no loader ever runs are noticed by checks the finder makes at
+every import: a module another thread is still importing when a hook is registered
+(its import uses the real loader; a short-lived thread also polls for its end), and a
+module its host program creates without an import (`when_created`: uwsgi's ``uwsgi``).
+Where no thread may start (uwsgi's master, before it forks: `hold_threads`), the
+checks at every import are all there is.
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ _hooks: dict[str, list[Hook]] = {}
 # import under way uses the real loader, so a short-lived thread watches them instead
 # (and the finder checks them at every import).
 _deferred: set[str] = set()
+# Modules created without an import, each with the test that says it is ready for its hooks.
+_created: dict[str, Callable[[ModuleType], bool]] = {}
 _watching = False
-_lock = threading.RLock()  # guards _hooks and _deferred; never held while a hook or an import runs
+_threads_held = False
+_lock = threading.RLock()  # guards the four above; never held while a hook or an import runs
 
 
 def _run(name: str, module: ModuleType, hooks: list[Hook]) -> None:
@@ -53,6 +63,11 @@ def _fully_imported(module: ModuleType) -> bool:
 
 def when_imported(name: str, hook: Hook) -> None:
     """Run ``hook(module)`` once module *name* is imported (immediately if it is)."""
+    if name in _created:
+        with _lock:
+            _hooks.setdefault(name, []).append(hook)
+        _check_created()
+        return
     module = sys.modules.get(name)
     if module is not None and _fully_imported(module):
         _run(name, module, [hook])
@@ -67,11 +82,62 @@ def when_imported(name: str, hook: Hook) -> None:
         _watch_deferred()
 
 
+def when_created(name: str, hook: Hook, *, ready: Callable[[ModuleType], bool]) -> None:
+    """`when_imported` for a module that its host program creates without an import.
+
+    uwsgi makes its ``uwsgi`` module with ``PyImport_AddModule`` and fills it in from C,
+    so no finder sees it. From now on every import (of any module) first checks whether
+    *name* exists and ``ready(module)`` says it is complete; then *hook* and every other
+    hook waiting for *name* run, in the importing thread, before that import goes on (so
+    a hook may register hooks for the very module being imported). Runs *hook* at once if
+    the module is ready already. Starts no thread.
+    """
+    with _lock:
+        _created[name] = ready
+        _hooks.setdefault(name, []).append(hook)
+    _install_finder()
+    _check_created()
+
+
+def _check_created() -> None:
+    """Run the hooks of modules created without an import that have become ready."""
+    if not _created:
+        return
+    ready_now = []
+    with _lock:
+        for name, ready in list(_created.items()):
+            module = sys.modules.get(name)
+            if module is not None and ready(module):
+                del _created[name]
+                ready_now.append((name, module, _hooks.pop(name, [])))
+    for name, module, hooks in ready_now:
+        _run(name, module, hooks)
+
+
+def hold_threads() -> None:
+    """Start no thread until `release_threads()` (uwsgi's master: a thread must not be
+    running, or hold a lock, when it forks from C). Modules being imported by another
+    thread are then checked at each import only; a polling thread already running
+    stops within one poll."""
+    global _threads_held
+    with _lock:
+        _threads_held = True
+
+
+def release_threads() -> None:
+    """Threads may start again: poll the modules still awaited from another thread's import."""
+    global _threads_held
+    with _lock:
+        _threads_held = False
+    if _deferred:
+        _watch_deferred()
+
+
 def _watch_deferred() -> None:
     """Poll modules being imported by another thread until their import ends (rare)."""
     global _watching
     with _lock:
-        if _watching:
+        if _watching or _threads_held:
             return
         _watching = True
 
@@ -80,7 +146,7 @@ def _watch_deferred() -> None:
         import time
 
         deadline = time.monotonic() + 300.0
-        while _deferred and time.monotonic() < deadline:
+        while _deferred and not _threads_held and time.monotonic() < deadline:
             time.sleep(0.01)
             _check_deferred()
         with _lock:
@@ -127,6 +193,7 @@ def pending() -> dict[str, int]:
 
 
 def _notify(name: str, module: ModuleType) -> None:
+    """Run and forget the hooks waiting for *name*, now that *module* is imported."""
     with _lock:
         hooks = _hooks.pop(name, [])
     _run(name, module, hooks)
@@ -164,6 +231,8 @@ class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
+        if _created:
+            _check_created()  # first: its hooks may wait for this very import
         if _deferred:
             _check_deferred()
         if fullname not in _hooks:

@@ -1,5 +1,5 @@
-"""Automatic instrumentation: post-import hooks, the integration registry, and `instrument run`
-instrumenting programs that import their libraries before or after start-up."""
+"""Automatic instrumentation: the integration registry, and `instrument run` instrumenting programs
+that import their libraries before or after start-up (the post-import hooks: test_importhook)."""
 
 from __future__ import annotations
 
@@ -12,62 +12,9 @@ import types
 import pytest
 
 import instrument.auto
-from instrument import _importhook
 from instrument.integrations import REGISTRY, Integration, parse_version
 
 from .integrations.http_server import Server
-
-
-class TestPostImportHooks:
-    def test_hook_runs_after_a_later_import(self, tmp_path, monkeypatch):
-        (tmp_path / "late_library.py").write_text("VALUE = 41\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        seen = []
-        _importhook.when_imported("late_library", lambda m: seen.append(m.VALUE + 1))
-        assert [] == seen
-        import late_library  # noqa: F401
-
-        assert [42] == seen
-        assert "late_library" not in _importhook.pending()
-
-    def test_hook_runs_at_once_for_an_imported_module(self):
-        seen = []
-        _importhook.when_imported("json", lambda m: seen.append(m.__name__))
-        assert ["json"] == seen
-
-    def test_loader_and_spec_are_the_real_ones(self, tmp_path, monkeypatch):
-        """Code inspecting __loader__ or __spec__.loader sees nothing of the hook."""
-        (tmp_path / "inspected_library.py").write_text("import sys\nLOADER = __loader__\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        _importhook.when_imported("inspected_library", lambda m: None)
-        import inspected_library
-
-        assert type(inspected_library.LOADER).__name__ == "SourceFileLoader"
-        assert inspected_library.__spec__.loader is inspected_library.__loader__
-
-    def test_a_failing_hook_never_breaks_the_import(self, tmp_path, monkeypatch, caplog):
-        (tmp_path / "fragile_library.py").write_text("OK = True\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-
-        def broken(module):
-            raise RuntimeError("hook bug")
-
-        _importhook.when_imported("fragile_library", broken)
-        import fragile_library
-
-        assert fragile_library.OK
-        assert any("fragile_library" in r.getMessage() for r in caplog.records)
-
-    def test_discarded_hooks_do_not_run(self, tmp_path, monkeypatch):
-        (tmp_path / "never_hooked.py").write_text("")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        seen = []
-        hook = seen.append
-        _importhook.when_imported("never_hooked", hook)
-        _importhook.discard("never_hooked", hook)
-        import never_hooked  # noqa: F401
-
-        assert [] == seen
 
 
 class Toy(Integration):
@@ -283,39 +230,3 @@ class TestInstrumentRun:
         assert 0 == result.returncode, result.stderr
         assert "fine" == result.stdout.strip()
         assert "integration 'sqlite3' failed to install; sqlite3 runs uninstrumented" in result.stderr
-
-
-class TestImportRaces:
-    def test_hook_registered_while_another_thread_imports_the_module(self, tmp_path, monkeypatch):
-        """The import under way uses the real loader; the hook still runs once it completes."""
-        import threading
-        import time
-
-        (tmp_path / "slow_import_mod.py").write_text("import time\ntime.sleep(0.3)\nVALUE = 1\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        ran = []
-        importer = threading.Thread(target=__import__, args=("slow_import_mod",))
-        importer.start()
-        time.sleep(0.1)
-        _importhook.when_imported("slow_import_mod", lambda m: ran.append(m.VALUE))
-        importer.join()
-        deadline = time.monotonic() + 5
-        while not ran and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert [1] == ran
-
-    def test_a_private_copy_does_not_consume_the_hooks(self, tmp_path, monkeypatch):
-        """module_from_spec + exec_module without sys.modules: the real import still runs hooks."""
-        import importlib.util
-
-        (tmp_path / "copied_mod.py").write_text("VALUE = 2\n")
-        monkeypatch.syspath_prepend(str(tmp_path))
-        ran = []
-        _importhook.when_imported("copied_mod", lambda m: ran.append(m))
-        spec = importlib.util.find_spec("copied_mod")
-        copy = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(copy)
-        assert [] == ran
-        import copied_mod
-
-        assert [copied_mod] == ran
