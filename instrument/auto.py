@@ -8,7 +8,8 @@
 `instrument run` calls `install()` at interpreter start-up. Nothing is imported
 early: an integration's code is imported when its library is, whether that happens
 before or after `install()`. ``INSTRUMENT_DISABLED_INTEGRATIONS`` (or ``exclude``)
-skips some.
+skips some. Wherever an integration's identifier is accepted, a group's is too
+(``wsgi``: every WSGI server and framework integration).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import ModuleType
 
 from . import _importhook
 from ._config import settings
-from .integrations import REGISTRY, Integration, load
+from .integrations import REGISTRY, Integration, expand, integrations, load, triggers
 from .integrations._failures import failed
 
 __all__ = ["available", "install", "installed", "uninstall"]
@@ -31,7 +32,8 @@ _active: dict[str, Integration] = {}
 
 
 def available() -> list[str]:
-    """Identifiers of every integration instrument ships."""
+    """Every name `install`, `uninstall` and ``--disable`` accept: the identifiers of the
+    integrations instrument ships, and of their groups."""
     return sorted(REGISTRY)
 
 
@@ -70,14 +72,14 @@ def install(include: Iterable[str] | None = None, exclude: Iterable[str] | None 
     *include* defaults to all; *exclude* and ``disabled_integrations`` are left out.
     Returns the identifiers scheduled or already installed. Calling it again is safe.
     """
-    chosen = _check(available() if include is None else include, "include")
-    skipped = set(_check(exclude or (), "exclude")) | set(settings.current.disabled_integrations)
+    chosen = integrations() if include is None else expand(_check(include, "include"))
+    skipped = expand(_check(exclude or (), "exclude")) + expand(list(settings.current.disabled_integrations))
     selected = [name for name in chosen if name not in skipped]
     for identifier in selected:
-        for module in REGISTRY[identifier].modules:
+        for module in triggers(identifier):
             with _lock:
                 waiting = _scheduled.setdefault(identifier, {})
-                done = identifier in _active and module in _active[identifier]._done
+                done = identifier in _active and _active[identifier].installed_for(module)
                 if module in waiting or done:
                     continue
                 hook = functools.partial(_install_one, identifier)
@@ -88,7 +90,7 @@ def install(include: Iterable[str] | None = None, exclude: Iterable[str] | None 
 
 def uninstall(names: Iterable[str] | None = None) -> None:
     """Undo `install()` for *names* (default all): restore originals, drop pending hooks."""
-    targets = _check(available() if names is None else names, "names")
+    targets = integrations() if names is None else expand(_check(names, "names"))
     for identifier in targets:
         with _lock:
             waiting = _scheduled.pop(identifier, {})

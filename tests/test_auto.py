@@ -114,11 +114,37 @@ class TestInstallApi:
             instrument.auto.uninstall(["sqlite3"])
         assert ["sqlite3"] == chosen
 
+    def test_a_group_stands_for_its_members(self):
+        """``wsgi`` names every WSGI server and framework integration, in include, exclude and
+        disabled_integrations; one member can be left out alone."""
+        wsgi = [name for name in REGISTRY if name.startswith("wsgi.")]
+        assert sorted(wsgi) == sorted(REGISTRY["wsgi"].members)
+        instrument.configure(disabled_integrations=["wsgi.flask"])
+        try:
+            chosen = instrument.auto.install(include=["wsgi", "sqlite3"], exclude=["wsgi.django"])
+            assert ["sqlite3"] == instrument.auto.install(include=["sqlite3"], exclude=["wsgi"])
+        finally:
+            instrument.configure(disabled_integrations=[])
+            instrument.auto.uninstall(["wsgi", "sqlite3"])
+        assert sorted({*wsgi, "sqlite3"} - {"wsgi.flask", "wsgi.django"}) == chosen
+        assert [] == [name for name in instrument.auto.installed() if name.startswith("wsgi")]
+
+    def test_every_entry_names_an_integration_with_that_identifier(self):
+        """The registry, the classes' identifiers and their minimum versions agree (nothing is imported
+        but instrument's own modules)."""
+        from instrument.integrations import Entry, load
+
+        for name, entry in REGISTRY.items():
+            if isinstance(entry, Entry):
+                assert name == load(name).identifier
+
     def test_disabled_integrations_variable_is_checked(self):
         from instrument._config import ConfigurationError, from_environ
 
         with pytest.raises(ConfigurationError, match="INSTRUMENT_DISABLED_INTEGRATIONS: unknown integration"):
             from_environ({"INSTRUMENT_DISABLED_INTEGRATIONS": "sqlite3,nosuch"})
+        assert ("wsgi", "wsgi.flask") == from_environ({"INSTRUMENT_DISABLED_INTEGRATIONS": "wsgi,wsgi.flask"})[
+            "disabled_integrations"]
 
 
 # --- end to end, under `instrument run` -------------------------------------------

@@ -17,10 +17,10 @@ def _start() -> None:
             raise settings.error
         if settings.current.enabled:
             import instrument.auto
-            from instrument.integrations import _uwsgi
+            from instrument.integrations import _uwsgi_watch
 
             instrument.auto.install()
-            _uwsgi.watch()  # uwsgi creates its module without an import: see _uwsgi
+            _uwsgi_watch.watch()  # uwsgi: made without an import, forks from C
             if settings.current.exporters:
                 from instrument._runtime import RUNTIME
 

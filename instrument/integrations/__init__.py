@@ -1,10 +1,14 @@
 """Integrations: hooks that instrument a library when it is imported.
 
-Each integration has an identifier, the module whose import installs it, the
+Each integration has an identifier, the modules whose import installs it, the
 distribution and minimum version it supports, an idempotent ``install(module)`` and
-an ``uninstall()`` that puts the original functions back. They are listed here by
-dotted path, so listing them imports nothing; `instrument.auto.install()` schedules
-them with post-import hooks.
+an ``uninstall()`` that puts the original functions back. They are listed here, in
+`REGISTRY`, by dotted path, so listing them imports nothing; `instrument.auto.install()`
+schedules them with post-import hooks. A `Group` names several at once: ``wsgi`` is
+every WSGI server and framework integration (``wsgi.gunicorn``, ``wsgi.flask``, ...).
+
+To add an integration: a module here (or in a package such as ``wsgi/``) with an
+`Integration` subclass, and one `Entry` in `REGISTRY`. Its failures follow `_failures`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ from .. import _log
 
 
 class Entry(NamedTuple):
+    """One integration."""
+
     modules: tuple[str, ...]  # importing any of these calls the integration's install(module)
     target: str  # "module:Class" of the Integration
 
 
-REGISTRY: dict[str, Entry] = {
+class Group(NamedTuple):
+    """A name for several integrations, accepted wherever one integration's identifier is."""
+
+    members: tuple[str, ...]
+
+
+# Every name `instrument.auto` and ``--disable`` accept.
+REGISTRY: dict[str, Entry | Group] = {
     "http_client": Entry(("http.client",), "instrument.integrations.http_client:HttpClientIntegration"),
     "httpx": Entry(("httpx",), "instrument.integrations.httpx:HttpxIntegration"),
     "psycopg": Entry(("psycopg",), "instrument.integrations.psycopg:PsycopgIntegration"),
@@ -31,11 +44,40 @@ REGISTRY: dict[str, Entry] = {
     "requests": Entry(("requests",), "instrument.integrations.requests:RequestsIntegration"),
     "sqlite3": Entry(("sqlite3",), "instrument.integrations.sqlite3:Sqlite3Integration"),
     "urllib3": Entry(("urllib3",), "instrument.integrations.urllib3:Urllib3Integration"),
-    "wsgi": Entry(
-        ("wsgiref.simple_server", "gunicorn.app.base", "waitress", "flask", "django.core.handlers.wsgi", "uwsgi"),
-        "instrument.integrations.wsgi:WsgiIntegration",
-    ),
+    "wsgi": Group(("wsgi.django", "wsgi.flask", "wsgi.gunicorn", "wsgi.uwsgi", "wsgi.waitress", "wsgi.wsgiref")),
+    "wsgi.django": Entry(("django.core.handlers.wsgi",), "instrument.integrations.wsgi.django:DjangoIntegration"),
+    "wsgi.flask": Entry(("flask",), "instrument.integrations.wsgi.flask:FlaskIntegration"),
+    "wsgi.gunicorn": Entry(("gunicorn.app.base",), "instrument.integrations.wsgi.gunicorn:GunicornIntegration"),
+    # uwsgi makes its module without an import; `wsgi.uwsgi.watch` has it noticed.
+    "wsgi.uwsgi": Entry(("uwsgi",), "instrument.integrations.wsgi.uwsgi:UwsgiIntegration"),
+    "wsgi.waitress": Entry(("waitress",), "instrument.integrations.wsgi.waitress:WaitressIntegration"),
+    "wsgi.wsgiref": Entry(("wsgiref.simple_server",), "instrument.integrations.wsgi.wsgiref:WsgirefIntegration"),
 }
+
+
+def integrations() -> list[str]:
+    """The identifiers of every integration (groups left out), sorted."""
+    return sorted(name for name, entry in REGISTRY.items() if isinstance(entry, Entry))
+
+
+def expand(names: list[str]) -> list[str]:
+    """*names* (known to `REGISTRY`) with each group replaced by its members, in order, once each."""
+    found: dict[str, None] = {}
+    for name in names:
+        entry = REGISTRY[name]
+        for identifier in entry.members if isinstance(entry, Group) else (name,):
+            found[identifier] = None
+    return list(found)
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of *distribution*, from its metadata; None if it has none."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:  # e.g. built from source, or from a distribution package
+        return None
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -58,8 +100,8 @@ def parse_version(text: str) -> tuple[int, ...]:
 class Integration:
     """Base class: subclasses set the class attributes and implement `setup`.
 
-    `setup` runs once per trigger module (an integration may hook several libraries,
-    as ``wsgi`` does), after the version check of `requirement`.
+    `setup` runs once per trigger module (the `Entry` may list several), after the
+    version check of `requirement`.
     """
 
     identifier = ""
@@ -80,18 +122,19 @@ class Integration:
         return self.distribution, self.min_version
 
     def version(self, module: ModuleType, distribution: str | None = None) -> str | None:
+        """The version of *distribution* that *module* comes from: its ``__version__``, else the
+        distribution's metadata; None for the standard library or when neither says."""
         distribution = distribution or self.distribution
         if distribution is None:
             return None
         found = getattr(module, "__version__", None)
         if isinstance(found, str):
             return found
-        from importlib.metadata import PackageNotFoundError, version
+        return installed_version(distribution)
 
-        try:
-            return version(distribution)
-        except PackageNotFoundError:
-            return None
+    def installed_for(self, module_name: str) -> bool:
+        """Whether `install` has patched for trigger module *module_name*."""
+        return module_name in self._done
 
     def install(self, module: ModuleType) -> bool:
         """Install for *module* once; skip (with one log line) a library that is too old."""
@@ -152,8 +195,21 @@ class Integration:
         self._patches.append((owner, name, original, owned))
 
 
+def _entry(identifier: str) -> Entry:
+    entry = REGISTRY[identifier]
+    if not isinstance(entry, Entry):
+        raise ValueError(f"{identifier!r} names a group of integrations, not one")
+    return entry
+
+
+def triggers(identifier: str) -> tuple[str, ...]:
+    """The modules whose import installs integration *identifier*."""
+    return _entry(identifier).modules
+
+
 def load(identifier: str) -> type[Integration]:
-    module_name, _, attribute = REGISTRY[identifier].target.partition(":")
+    """The class of integration *identifier* (importing its module)."""
+    module_name, _, attribute = _entry(identifier).target.partition(":")
     from importlib import import_module
 
     cls: type[Integration] = getattr(import_module(module_name), attribute)

@@ -399,9 +399,9 @@ class TestFork:
     def test_requests_in_progress_are_summed_over_the_live_workers(self, endpoint):
         """http.server.active_requests is each worker's share: the endpoint shows the sum over the
         processes still running, and a worker that exits (or is killed mid-request) stops counting."""
-        from instrument.integrations.wsgi import _active
+        from instrument.integrations.wsgi._active import active_requests
 
-        active = _active("GET", "http")
+        active = active_requests("GET", "http")
         series = 'http_server_active_requests{http_request_method="GET",url_scheme="http"}'
         active.enter()  # the endpoint's own process: 1
         ready_r, ready_w = os.pipe()

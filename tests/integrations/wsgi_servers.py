@@ -45,7 +45,7 @@ class Served:
     """
 
     def __init__(self, tmp_path: Path, command: list[str], *, stop: int = signal.SIGTERM, repeat_stop: bool = False,
-                 env: dict[str, str] | None = None, pythonpath: list[str] | None = None,
+                 env: dict[str, str] | None = None,
                  launcher: list[str] | None = None, exporters: str | None = "jsonl") -> None:
         self.port = free_port()
         self.command = [part.replace("{port}", str(self.port)) for part in command]
@@ -54,11 +54,10 @@ class Served:
         self.metrics = tmp_path / f"metrics-{self.port}.jsonl"
         self.log = tmp_path / f"server-{self.port}.log"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
-        paths = [*(pythonpath or []), str(ROOT)]
         self.env = {
             **inherited,
             "PATH": os.pathsep.join([str(BIN), inherited.get("PATH", "")]),
-            "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONPATH": str(ROOT),
             "INSTRUMENT_JSONL_PATH": str(self.metrics),
             "INSTRUMENT_INTERVAL": "1",
             "PYTHONFAULTHANDLER": "1",  # a server stuck at stop() dumps its threads on SIGABRT

@@ -1,4 +1,11 @@
-"""uwsgi: what instrument needs from a server that embeds Python and forks from C.
+"""uwsgi: the applications it loads, wrapped, and what instrument needs from a server that
+embeds Python and forks from C.
+
+* **Applications.** `UwsgiIntegration` (``wsgi.uwsgi``) wraps the application named by
+  ``--module``/``--wsgi``/``--mount`` in a `Middleware` when its module is imported
+  (`applications`). An application loaded with ``--wsgi-file`` is run without an
+  import: a Flask or Django app is still measured through the framework, a bare
+  callable needs `Middleware` by hand.
 
 * **Forking.** uwsgi forks its workers from C, by default without CPython's fork
   protocol (``--py-call-uwsgi-fork-hooks`` and ``--py-call-osafterfork`` add it):
@@ -15,14 +22,11 @@
   series does the same (`_start_if_forked`).
 * **Finding it.** uwsgi creates its ``uwsgi`` module with ``PyImport_AddModule``
   after start-up, not through an import, so no post-import hook sees it. `watch()`,
-  called at start-up, holds the threads back at once when the executable is uwsgi
-  and puts a finder on ``sys.meta_path``: at the first import after the module
-  appears (uwsgi importing the application, normally) it sets up the hooks here and
-  runs the post-import hooks waiting for ``uwsgi`` (the wsgi integration's, which
-  wrap the application named by ``--module``/``--wsgi``/``--mount`` when it is
-  imported), then steps aside. An application loaded with ``--wsgi-file`` is run
-  without an import: a Flask or Django app is still measured through the framework,
-  a bare callable needs `wsgi.Middleware` by hand.
+  called at start-up when the executable is uwsgi (`_uwsgi_watch`), holds the threads
+  back at once and has `_importhook.when_created` look for the module at every import:
+  at the first import after it appears (uwsgi importing the application, normally)
+  `prepare` runs, once, and so do the post-import hooks waiting for ``uwsgi`` (this
+  integration's). The polling thread of `_importhook` is held back with the others.
 * **Threads.** Without ``--enable-threads`` (older uwsgi releases; current 2.0.x ones
   always enable threads and keep the option as a stub) Python threads stall while a
   worker waits for requests, so the collector and exporters cannot run: one warning.
@@ -43,85 +47,30 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import _importhook, _log
-
-if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
+from ... import _importhook, _log
+from .. import Integration
+from ._middleware import wrap
+from ._stopping import guard_stop_signals
 
 # Module state; a forked worker inherits it from the master.
 _origin: int | None = None  # pid of the process uwsgi forks from (where we first saw uwsgi)
-_hooks_installed = False  # post-fork and exit hooks are in the uwsgi module
+_prepared = False  # `prepare` ran: post-fork and exit hooks are in the uwsgi module
 _reset_in: int | None = None  # pid of the worker whose pipeline was last reset
 _at_fork_ran_in: int | None = None  # pid of a worker in which os.register_at_fork handlers ran
 
 
-def running_under_uwsgi() -> bool:
-    """Whether this interpreter is embedded in the uwsgi binary."""
-    names = [sys.executable or ""]
-    try:
-        names.append(os.readlink("/proc/self/exe"))
-    except OSError:
-        pass
-    return any(os.path.basename(name).startswith("uwsgi") for name in names)
-
-
-# --- start-up: holding threads, noticing uwsgi's module ----------------------------------
-
-
-class _Watcher:
-    """On ``sys.meta_path`` until uwsgi's module exists; then announces it once."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        module = sys.modules.get("uwsgi")
-        if module is None or not hasattr(module, "opt"):
-            return None
-        _stop_watching()
-        _found(module)
-        # The hooks just run may wait for this very import (the application module).
-        finder = _importhook._finder
-        return finder.find_spec(fullname, path, target) if finder is not None else None
-
-
-_watcher: _Watcher | None = None
-
-
 def watch() -> None:
-    """At start-up: inside uwsgi, hold threads back and watch for uwsgi's module.
+    """At start-up inside uwsgi: hold threads back now, `prepare` once uwsgi's module exists.
 
-    Cheap elsewhere (the executable's name is checked); idempotent.
+    Idempotent. uwsgi fills its module in from C after creating it: it is ready once it
+    has ``opt``.
     """
-    global _watcher
-    module = sys.modules.get("uwsgi")
-    if module is not None and hasattr(module, "opt"):
-        _found(module)
-        return
-    if _watcher is not None or not running_under_uwsgi():
-        return
     _hold_threads()
-    _watcher = _Watcher()
-    sys.meta_path.insert(0, _watcher)
-
-
-def _stop_watching() -> None:
-    global _watcher
-    watcher, _watcher = _watcher, None
-    if watcher is None:
-        return
-    try:
-        sys.meta_path.remove(watcher)
-    except ValueError:  # another importing thread removed it first
-        pass
-
-
-def _found(uwsgi: ModuleType) -> None:
-    prepare(uwsgi)
-    _importhook._notify("uwsgi", uwsgi)  # post-import hooks waiting for "uwsgi"
+    _importhook.when_created("uwsgi", prepare, ready=lambda module: hasattr(module, "opt"))
 
 
 # --- which application uwsgi loads ------------------------------------------------------
@@ -164,7 +113,7 @@ def applications(uwsgi: ModuleType) -> list[tuple[str, str, bool]]:
 def _hold_threads() -> None:
     """Start no collector or exporter thread in this process until it is a forked worker."""
     global _origin
-    from .._runtime import RUNTIME
+    from ..._runtime import RUNTIME
 
     if RUNTIME.held:
         return
@@ -178,6 +127,7 @@ def _hold_threads() -> None:
         return
     if _origin is None:
         _origin = os.getpid()
+    _importhook.hold_threads()
 
 
 def _start_if_forked() -> None:
@@ -187,16 +137,17 @@ def _start_if_forked() -> None:
     series): the worker resets and starts here instead.
     """
     if os.getpid() != _origin:
-        from .._runtime import RUNTIME
+        from ..._runtime import RUNTIME
 
         after_fork()
         RUNTIME.ensure_started()
 
 
 def _release_threads() -> None:
-    from .._runtime import RUNTIME
+    from ..._runtime import RUNTIME
 
     RUNTIME.release()
+    _importhook.release_threads()
 
 
 def _mark_at_fork() -> None:
@@ -212,7 +163,7 @@ def after_fork() -> None:
     if forked:
         _reset_in = pid
         if _at_fork_ran_in != pid:  # else the fork options ran the pipeline's own handler
-            from .._pipeline import PIPELINE
+            from ..._pipeline import PIPELINE
 
             PIPELINE.after_fork_in_child()
     _release_threads()
@@ -283,13 +234,13 @@ class StopGuard:
 
 
 def _exit_timeout() -> float:
-    from .._config import settings
+    from ..._config import settings
 
     return settings.current.exit_timeout
 
 
 def _flush() -> None:
-    from .._pipeline import PIPELINE
+    from ..._pipeline import PIPELINE
 
     PIPELINE.flush(_exit_timeout())
 
@@ -299,8 +250,7 @@ def _guard_stop_signals() -> None:
     WSGI middleware hold them back during requests (see `StopGuard`)."""
     if not hasattr(signal, "pthread_sigmask"):
         return
-    from .._runtime import RUNTIME
-    from . import wsgi
+    from ..._runtime import RUNTIME
 
     guard = StopGuard()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
@@ -311,7 +261,7 @@ def _guard_stop_signals() -> None:
         return
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    wsgi.guard_stop_signals(guard)
+    guard_stop_signals(guard)
 
 
 def _chain_into_decorators(decorators: ModuleType) -> None:
@@ -335,19 +285,25 @@ def _in_order(first: Callable[[], Any] | None, second: Callable[[], Any] | None)
 
 
 def _flush_at_exit() -> None:
-    from .._pipeline import PIPELINE
+    from ..._pipeline import PIPELINE
 
     PIPELINE.at_exit()
 
 
 def prepare(uwsgi: Any) -> None:
-    """Hook uwsgi's fork and exit (once), check its options, hold threads in the master."""
-    global _hooks_installed, _origin
+    """Once per process tree: hook uwsgi's fork and exit, check its options, hold threads in
+    the master (or, found first inside a worker, with ``--lazy-apps``, start as a worker).
+
+    Run by `watch` when uwsgi's module appears, or by `UwsgiIntegration` when instrument
+    is installed from the application's code; whichever comes second does nothing.
+    """
+    global _prepared, _origin
+    if _prepared:
+        return
+    _prepared = True
     if _origin is None:
         _origin = os.getpid()
-    if not _hooks_installed:
-        _hooks_installed = True
-        _install_hooks(uwsgi)
+    _install_hooks(uwsgi)
     if getattr(uwsgi, "worker_id", lambda: 0)() == 0:  # loading the application, before the fork
         _hold_threads()
     else:  # found inside a worker (--lazy-apps)
@@ -381,3 +337,51 @@ def _install_hooks(uwsgi: Any) -> None:
             "and loses the metrics recorded since its last export (up to one export interval); "
             "drop --skip-atexit (--skip-atexit-teardown is fine) to flush them",
         )
+
+
+# --- the integration ---------------------------------------------------------------------
+
+
+class UwsgiIntegration(Integration):
+    """Wraps the applications uwsgi loads from modules (`applications`) once each is imported."""
+
+    identifier = "wsgi.uwsgi"
+    distribution = "uwsgi"
+    min_version = (2,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: list[tuple[str, Callable[[ModuleType], None]]] = []
+
+    def setup(self, module: ModuleType) -> None:
+        prepare(module)  # done already when `watch` found the module first
+        for target, attribute, factory in applications(module):
+            self._wrap_when_imported(target, attribute, factory)
+
+    def _wrap_when_imported(self, module_name: str, attribute: str, factory: bool) -> None:
+        """Wrap ``module_name.attribute`` (or what that factory returns) once it is imported."""
+
+        def make(original: Any) -> Any:
+            if not factory:
+                return wrap(original)
+
+            def create(*args: Any, **kwargs: Any) -> Any:
+                return wrap(original(*args, **kwargs))
+
+            return create
+
+        def hook(imported: ModuleType) -> None:
+            if hasattr(imported, attribute):
+                self.patch(imported, attribute, make)
+
+        self._waiting.append((module_name, hook))
+        _importhook.when_imported(module_name, hook)
+
+    def uninstall(self) -> None:
+        """Restore every patched attribute and forget hooks still waiting for an import.
+
+        uwsgi's fork and exit hooks stay: they keep instrument's own pipeline correct.
+        """
+        while self._waiting:
+            _importhook.discard(*self._waiting.pop())
+        super().uninstall()

@@ -1,76 +1,21 @@
-"""The WSGI middleware called directly, and the auto-installed hooks in this process: a
-request is measured once, from the call to close(), and the application's behaviour,
-exceptions and response object reach the server unchanged."""
+"""The WSGI middleware called directly: a request is measured once, from the call to close(), and
+the application's behaviour, exceptions and response object reach the server unchanged."""
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import threading
 import time
-import types
 import wsgiref.util
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
-import requests
 
-import instrument.auto
+import instrument
 from instrument import _record
-from instrument.integrations import _uwsgi, wsgi
-from instrument.integrations.wsgi import Middleware
+from instrument.integrations.wsgi import Middleware, _active, wrap
 from instrument.testing import capture
 
-from ..helpers import require_module
-
-DURATION = "http.server.request.duration"
-ACTIVE = "http.server.active_requests"
-BASE_TAGS = {"http.request.method": "GET", "url.scheme": "http"}
-
-
-def environ(method="GET", path="/", **extra):
-    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
-           "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-           "wsgi.url_scheme": "http", "wsgi.version": (1, 0)}
-    env.update(extra)
-    return env
-
-
-class Server:
-    """A minimal WSGI server: calls the app, iterates the response, closes it."""
-
-    def __init__(self, *, refuse_exc_info=False):
-        self.calls = []
-        self.refuse_exc_info = refuse_exc_info
-        self.written = []
-
-    def start_response(self, status, headers, exc_info=None):
-        self.calls.append((status, headers, exc_info))
-        if exc_info is not None and self.refuse_exc_info:
-            raise exc_info[1].with_traceback(exc_info[2])  # "headers already sent"
-        return self.written.append
-
-    def serve(self, app, env=None):
-        result = app(env or environ(), self.start_response)
-        try:
-            return b"".join(result)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello"]
-
-
-def requests_by(captured, *keys):
-    found = {}
-    for point in captured.find(DURATION):
-        key = tuple(point.tags.get(k) for k in keys)
-        found[key] = found.get(key, 0) + point.histogram.count
-    return found
+from .fake_server import ACTIVE, BASE_TAGS, DURATION, Server, environ, hello, requests_by
 
 
 class TestMiddleware:
@@ -288,8 +233,8 @@ class TestCountedOnce:
     def test_wrap_does_not_rewrap(self):
         """The hooks' wrap() returns an app that is already a Middleware as it is."""
         app = Middleware(hello)
-        assert app is wsgi.wrap(app)
-        assert isinstance(wsgi.wrap(hello), Middleware)
+        assert app is wrap(app)
+        assert isinstance(wrap(hello), Middleware)
 
     def test_middleware_forwards_app_attributes(self):
         """Attributes of the wrapped app stay reachable through the middleware."""
@@ -345,191 +290,6 @@ class TestActiveRequests:
         assert 1 == captured.histogram(DURATION, {**BASE_TAGS, "http.response.status_code": 200}).count
 
 
-@pytest.fixture
-def auto_wsgi():
-    instrument.auto.install(include=["wsgi"])
-    yield
-    instrument.auto.uninstall(["wsgi"])
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-class Running:
-    """A wsgiref server on 127.0.0.1 serving an app in a thread."""
-
-    def __init__(self, app):
-        self.server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        """Stop serving; returns once the last request, its close() included, is done."""
-        if self.thread.is_alive():
-            self.server.shutdown()
-            self.thread.join(5)
-            self.server.server_close()
-
-
-@pytest.fixture
-def serve(auto_wsgi):
-    """serve(app) -> a `Running` server, stopped at the end of the test at the latest."""
-    running = []
-
-    def start(app):
-        running.append(Running(app))
-        return running[-1]
-
-    yield start
-    for server in running:
-        server.stop()
-
-
-class TestAutoInstall:
-    def test_wsgiref_serves_the_wrapped_app(self, serve):
-        """make_server() under auto-instrumentation: real requests measured with Content-Length intact."""
-        server = serve(hello)
-        with capture() as captured:
-            responses = [requests.get(server.url + "/x", timeout=10) for _ in range(3)]
-            server.stop()
-        assert [("5", 200)] * 3 == [(r.headers.get("Content-Length"), r.status_code) for r in responses]
-        assert 3 == captured.histogram(DURATION, {**BASE_TAGS, "http.response.status_code": 200}).count
-
-    def test_hand_wrapped_app_counted_once(self, serve):
-        """An app the user wrapped, served by a hooked server: one record per request."""
-        server = serve(Middleware(hello))
-        with capture() as captured:
-            requests.get(server.url, timeout=10)
-            server.stop()
-        assert {(200,): 1} == requests_by(captured, "http.response.status_code")
-
-    def test_flask_route_template_counted_once(self, serve):
-        """Flask served by wsgiref: both hooks see the request, one records it, with the rule as route."""
-        require_module("flask")
-        from .wsgi_flask import app
-
-        server = serve(app)
-        with capture() as captured:
-            for path in ["/items/1", "/items/2", "/users/ada/orders", "/nowhere", "/boom"]:
-                requests.get(server.url + path, timeout=10)
-            server.stop()
-        assert {
-            ("/items/<int:item_id>", 200, None): 2,
-            ("/users/<name>/orders", 200, None): 1,
-            (None, 404, None): 1,
-            ("/boom", 500, "ZeroDivisionError"): 1,
-        } == requests_by(captured, "http.route", "http.response.status_code", "error.type")
-
-    def test_flask_called_directly_is_measured(self, auto_wsgi):
-        """A Flask app called by a server instrument does not hook is measured by Flask's own hook."""
-        require_module("flask")
-        from .wsgi_flask import app
-
-        with capture() as captured:
-            assert b'{"item":7}\n' == Server().serve(app, environ(path="/items/7"))
-        assert {("/items/<int:item_id>", 200): 1} == requests_by(captured, "http.route", "http.response.status_code")
-
-    def test_uninstall_restores_the_originals(self):
-        """After uninstall, servers and frameworks are exactly as they were."""
-        require_module("flask")
-        from wsgiref.simple_server import WSGIServer
-
-        import flask
-
-        before = (WSGIServer.set_app, flask.Flask.__call__)
-        instrument.auto.install(include=["wsgi"])
-        patched = (WSGIServer.set_app, flask.Flask.__call__)
-        instrument.auto.uninstall(["wsgi"])
-        assert before != patched
-        assert before == (WSGIServer.set_app, flask.Flask.__call__)
-
-
-def fake_uwsgi(**attributes):
-    module = types.ModuleType("uwsgi")
-    module.opt = {}
-    module.has_threads = 1
-    module.worker_id = lambda: 0  # the master, loading the application
-    for name, value in attributes.items():
-        setattr(module, name, value)
-    return module
-
-
-@pytest.fixture
-def uwsgi_state(monkeypatch):
-    """_uwsgi's process state, fresh, in a runtime as fresh as a master that recorded nothing yet."""
-    from instrument._runtime import RUNTIME
-    from instrument.testing import reset
-
-    reset()
-    for name, value in [("_origin", None), ("_hooks_installed", False), ("_reset_in", None)]:
-        monkeypatch.setattr(_uwsgi, name, value)
-    resets = []
-    monkeypatch.setattr(_uwsgi, "_flush_at_exit", lambda: resets.append("flush"))
-    monkeypatch.setattr("instrument._pipeline.PIPELINE.after_fork_in_child", lambda: resets.append("reset"))
-    monkeypatch.setattr(_uwsgi, "_guard_stop_signals", lambda: None)  # a worker's signal guard: not here
-    yield resets
-    RUNTIME.release()
-    reset()
-
-
-class TestUwsgiHooks:
-    def test_applications_from_options(self):
-        """--module/--wsgi/--mount name the modules whose callables get wrapped, factories included."""
-        module = fake_uwsgi(opt={"module": b"app", "wsgi": [b"pkg.web:make_app()"], "callable": b"api",
-                                 "mount": b"/admin=admin.site:wsgi", "wsgi-file": b"/srv/x.py"})
-        assert [("app", "api", False), ("pkg.web", "make_app", True), ("admin.site", "wsgi", False)] == \
-            _uwsgi.applications(module)
-
-    def test_threads_held_in_master_released_in_worker(self, uwsgi_state, monkeypatch):
-        """The master starts no thread; a forked worker resets its pipeline once and starts its own."""
-        from instrument._runtime import RUNTIME
-
-        started = []
-        monkeypatch.setattr(RUNTIME.pipeline, "ensure_started", lambda: started.append(os.getpid()))
-        monkeypatch.setattr(_uwsgi, "_guard_stop_signals", lambda: started.append("guarded"))
-        _uwsgi.prepare(fake_uwsgi())
-        RUNTIME.ensure_started()  # the first record, in the master: held
-        assert ([], True) == (started, RUNTIME.held)
-        monkeypatch.setattr(_uwsgi, "_origin", -1)  # as seen from a worker forked from it
-        RUNTIME.ensure_started()  # a worker whose post-fork hook did not run
-        _uwsgi.after_fork()  # its post-fork hook, late: nothing more to do
-        assert ["reset"] == uwsgi_state
-        assert ["guarded", os.getpid()] == started
-        assert not RUNTIME.held
-
-    def test_post_fork_and_atexit_hooks_chain(self, uwsgi_state):
-        """Existing post_fork_hook and atexit run too, after our reset and before our flush."""
-        module = fake_uwsgi(post_fork_hook=lambda: uwsgi_state.append("theirs"),
-                            atexit=lambda: uwsgi_state.append("exit"))
-        _uwsgi.prepare(module)
-        _uwsgi._origin = -1  # the hooks run in a forked worker
-        module.post_fork_hook()
-        module.atexit()
-        assert ["reset", "theirs", "exit", "flush"] == uwsgi_state
-
-    def test_post_fork_joins_uwsgidecorators_chain(self, uwsgi_state, monkeypatch):
-        """With uwsgidecorators imported, the reset goes first in its postfork chain."""
-        decorators = types.ModuleType("uwsgidecorators")
-        decorators.postfork_chain = [print]
-        monkeypatch.setitem(sys.modules, "uwsgidecorators", decorators)
-        _uwsgi.prepare(fake_uwsgi())
-        assert [_uwsgi.after_fork, print] == decorators.postfork_chain
-
-    def test_warns_once_without_threads(self, uwsgi_state, caplog):
-        """uwsgi without threads (older releases): one warning naming the option to add."""
-        with caplog.at_level(logging.WARNING, logger="instrument"):
-            _uwsgi.prepare(fake_uwsgi(has_threads=0))
-        assert 1 == sum("--enable-threads" in r.getMessage() for r in caplog.records)
-
-    def test_warns_about_skip_atexit(self, uwsgi_state, caplog):
-        """--skip-atexit loses the last interval of a worker stopped by a signal: said once."""
-        with caplog.at_level(logging.WARNING, logger="instrument"):
-            _uwsgi.prepare(fake_uwsgi(opt={"skip-atexit": True}))
-        assert 1 == sum("--skip-atexit" in r.getMessage() for r in caplog.records)
-
 
 class TestReviewedEdges:
     def test_abandoned_iteration_closes_the_application_once(self):
@@ -580,11 +340,11 @@ class TestReviewedEdges:
         saved = _metrics.pop(ACTIVE, None)
         try:
             instrument.count(ACTIVE)  # the application's own counter of that name
-            wsgi._actives.clear()
+            _active.forget()
             assert b"hello" == Server().serve(Middleware(hello))
             assert any("integration 'wsgi' failed to measure a request" in r.getMessage() for r in caplog.records)
         finally:
             _metrics.pop(ACTIVE, None)
             if saved is not None:
                 _metrics[ACTIVE] = saved
-            wsgi._actives.clear()
+            _active.forget()

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import signal
 import sys
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from ..helpers import free_port, require_module
-from .wsgi_apps import CLOSE_PAUSE, STREAM_PAUSE
-from .wsgi_servers import (
+from ...helpers import free_port, require_module
+from ..wsgi_apps import CLOSE_PAUSE, STREAM_PAUSE
+from ..wsgi_servers import (
     ACTIVE,
     Served,
     extremes,
@@ -96,25 +95,6 @@ class TestGunicorn:
         assert 0 == [point["value"] for point in points if point["name"] == ACTIVE][-1]
 
 
-UWSGI_SITE = '''
-"""The application's own sitecustomize, chained by instrument's bootstrap.
-
-Applies the two changes that wire uwsgi into auto-instrumentation (a ``uwsgi``
-trigger for the wsgi integration, and the bootstrap calling ``_uwsgi.watch()``) when
-this checkout does not have them yet; a no-op once it does.
-"""
-from instrument.integrations import REGISTRY, Entry
-import instrument.auto
-from instrument.integrations import _uwsgi
-
-entry = REGISTRY["wsgi"]
-if "uwsgi" not in entry.modules:
-    REGISTRY["wsgi"] = Entry((*entry.modules, "uwsgi"), entry.target)
-    instrument.auto.install(include=["wsgi"])
-_uwsgi.watch()
-'''
-
-
 def wait_for_respawns(server, timeout=15.0):
     """Until every recycled uwsgi worker has been replaced and the new ones are up.
 
@@ -136,20 +116,13 @@ def uwsgi(*options):
 
 
 class TestUwsgi:
-    @pytest.fixture
-    def site(self, tmp_path):
-        directory = tmp_path / "site"
-        directory.mkdir()
-        (directory / "sitecustomize.py").write_text(textwrap.dedent(UWSGI_SITE))
-        return str(directory)
-
     @pytest.mark.parametrize("fork_options", [[], ["--py-call-uwsgi-fork-hooks"]], ids=["plain-fork", "fork-hooks"])
-    def test_plain_app_counted_once_across_recycled_workers(self, tmp_path, site, fork_options):
+    def test_plain_app_counted_once_across_recycled_workers(self, tmp_path, fork_options):
         """--processes 2 --enable-threads, workers recycled: exact total, workers reset after each fork."""
         sent = 40
         command = uwsgi("--processes", "2", "--enable-threads", "--max-requests", "9", "--min-worker-lifetime", "0",
                         *fork_options, "--module", PLAIN)
-        with Served(tmp_path, command, stop=signal.SIGINT, pythonpath=[site]) as server:
+        with Served(tmp_path, command, stop=signal.SIGINT) as server:
             statuses = get_all(server, ["/slow"] * sent)
             wait_for_respawns(server)
             assert 0 == server.stop(), server.output()
@@ -161,7 +134,7 @@ class TestUwsgi:
         # runs no instrument thread (forking would be unsafe) and no exit hook: not at all.
         assert 0 == sum(point["value"] for point in points if point["name"] == "tests.wsgi_apps.imported")
 
-    def test_one_prometheus_endpoint_sums_recycled_workers(self, tmp_path, site):
+    def test_one_prometheus_endpoint_sums_recycled_workers(self, tmp_path):
         """INSTRUMENT_EXPORTERS=prometheus: the master serves the endpoint, uwsgi's forked and
         recycled workers forward to it, and one scrape shows exactly the requests sent."""
         sent = 40
@@ -169,8 +142,7 @@ class TestUwsgi:
         command = uwsgi("--processes", "2", "--enable-threads", "--max-requests", "9", "--min-worker-lifetime", "0",
                         "--module", PLAIN)
         env = {"INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{port}", "INSTRUMENT_INTERVAL": "0.2"}
-        with Served(tmp_path, command, stop=signal.SIGINT, pythonpath=[site], env=env,
-                    exporters="prometheus") as server:
+        with Served(tmp_path, command, stop=signal.SIGINT, env=env, exporters="prometheus") as server:
             assert [200] * sent == get_all(server, ["/slow"] * sent)
             wait_for_respawns(server)
             deadline = time.monotonic() + 15

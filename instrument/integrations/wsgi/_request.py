@@ -1,0 +1,146 @@
+"""One request being measured: what the server was told, its tags, and its one record.
+
+A `Request` is created as the application is called and recorded once (`finish`),
+whichever of the response's ends comes first: ``close()``, an exception, or the
+collection of a response the server dropped. It counts itself among the active
+requests (`_active`), holds a uwsgi worker's stop signals meanwhile (`_stopping`), and
+lives in the environ under `KEY` so that inner layers and framework hooks find it
+(`current`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter_ns
+from typing import Any
+
+from ..._metrics import TIMER, error_name
+from .._failures import failed
+from .._methods import METHOD_TAGS, method_tag
+from .._tagged import Tagged
+from . import _stopping
+from ._active import active_requests
+from ._stopping import CLOSING
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+KEY = "instrument.request"  # environ key: the request being measured by an outer layer
+DURATION = "http.server.request.duration"
+
+_duration = Tagged(
+    DURATION,
+    TIMER,
+    "s",
+    ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
+    integration="wsgi",
+)
+_SCHEMES = {"http": "http", "https": "https"}
+_STATUS_LIMIT = 1024  # distinct status lines whose code is cached
+_codes: dict[str, int | None] = {}
+
+
+def _status_code(status: object) -> int | None:
+    """The numeric code of a status line such as ``"200 OK"``; None if it has none."""
+    try:
+        return _codes[status]  # type: ignore[index]
+    except (KeyError, TypeError):
+        pass
+    try:
+        code: int | None = int(str(status)[:3])
+    except ValueError:
+        code = None
+    if isinstance(status, str) and len(_codes) < _STATUS_LIMIT:
+        _codes[status] = code
+    return code
+
+
+class Request:
+    """One request being measured: the start time, what the server was told, the tags."""
+
+    __slots__ = (
+        "_start_response", "active", "done", "guard", "handled", "in_close", "method", "route", "scheme", "sent",
+        "start", "status",
+    )
+
+    def __init__(self, environ: Environ, start_response: StartResponse) -> None:
+        self._start_response = start_response
+        method = environ.get("REQUEST_METHOD")
+        self.method = METHOD_TAGS.get(method) or method_tag(method or "")
+        self.scheme = _SCHEMES.get(environ.get("wsgi.url_scheme"), "_OTHER")  # type: ignore[arg-type]
+        self.status: str | None = None
+        self.route: str | None = None  # set by a framework hook
+        self.handled: str | None = None  # an exception the framework turned into a response
+        self.sent = False  # a chunk of the body went to the server
+        self.done = False
+        self.in_close = False
+        self.active = active_requests(self.method, self.scheme)
+        self.active.enter()
+        self.guard = _stopping.stop_guard
+        if self.guard is not None:
+            self.guard.hold()
+        self.start = perf_counter_ns()
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """The application's ``start_response``: the server's, remembering the status it accepted."""
+        if exc_info is None:
+            write = self._start_response(status, headers)
+        else:
+            try:
+                write = self._start_response(status, headers, exc_info)
+            except BaseException:
+                self.sent = True  # the server re-raises because the headers went out already
+                raise
+        self.status = status
+        return write
+
+    def closing(self) -> None:
+        """The whole body went to the server; only close() is left (see `requests_closing`)."""
+        if not self.done and not self.in_close:
+            self.in_close = True
+            CLOSING.append(None)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        """Record the request once. Never raises."""
+        if self.done:
+            return
+        self.done = True
+        if self.in_close:
+            try:
+                CLOSING.pop()
+            except IndexError:  # each request leaves once: cannot happen
+                pass
+        try:
+            elapsed = perf_counter_ns() - self.start
+            self.active.leave()
+            code = _status_code(self.status) if self.status is not None else None
+            if exc is not None:
+                error: str | None = error_name(type(exc))
+                if code is None or not self.sent:
+                    code = 500  # what servers answer when the app raised before any body went out
+            elif code is not None and code >= 500:
+                error = self.handled or str(code)
+            else:
+                error = None
+            _duration.record((self.method, self.scheme, code, self.route, error), elapsed)
+        except Exception:  # instrumentation never breaks the request
+            failed("wsgi", "record a request", "that request is not recorded")
+        if self.guard is not None:
+            try:
+                self.guard.release()
+            except Exception:  # never into the request
+                failed("wsgi", "release the stop signals after a request", "a stop may wait for exit_timeout")
+
+
+def current(environ: Environ) -> Request | None:
+    """The request being measured for *environ*, for framework hooks to add tags to."""
+    found = environ.get(KEY)
+    return found if isinstance(found, Request) else None
+
+
+def note_handled(environ: Environ, exc: BaseException) -> None:
+    """The framework turned *exc* into a response for *environ*'s request: its ``error.type``
+    (should the response be a 5xx)."""
+    request = current(environ)
+    if request is not None:
+        request.handled = error_name(type(exc))
