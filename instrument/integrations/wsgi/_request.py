@@ -138,9 +138,13 @@ def current(environ: Environ) -> Request | None:
     return found if isinstance(found, Request) else None
 
 
-def note_handled(environ: Environ, exc: BaseException) -> None:
-    """The framework turned *exc* into a response for *environ*'s request: its ``error.type``
-    (should the response be a 5xx)."""
-    request = current(environ)
-    if request is not None:
-        request.handled = error_name(type(exc))
+def note_handled(integration: str, holder: Any, attribute: str, exc: BaseException) -> None:
+    """A framework turned *exc* into a response for the request whose environ is
+    ``holder.<attribute>``: its ``error.type``, should the response be a 5xx. Never raises
+    (reading the attribute may: Flask's request outside a request context)."""
+    try:
+        request = current(getattr(holder, attribute))
+        if request is not None:
+            request.handled = error_name(type(exc))
+    except Exception:
+        failed(integration, "note a handled exception", "such requests are recorded without error.type")

@@ -33,10 +33,7 @@ def _resolve_request(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _response_for_exception(original: Callable[..., Any]) -> Callable[..., Any]:
     def response_for_exception(request: Any, exc: BaseException) -> Any:
-        try:
-            note_handled(request.META, exc)
-        except Exception:
-            failed(IDENTIFIER, "note a handled exception", "such requests are recorded without error.type")
+        note_handled(IDENTIFIER, request, "META", exc)
         return original(request, exc)
 
     return response_for_exception

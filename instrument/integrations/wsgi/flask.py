@@ -35,10 +35,7 @@ def _handle_exception(original: Callable[..., Any]) -> Callable[..., Any]:
     flask_request = import_module("flask").request
 
     def handle_exception(self: Any, e: BaseException) -> Any:
-        try:
-            note_handled(flask_request.environ, e)
-        except Exception:
-            failed(IDENTIFIER, "note a handled exception", "such requests are recorded without error.type")
+        note_handled(IDENTIFIER, flask_request, "environ", e)
         return original(self, e)
 
     return handle_exception

@@ -130,6 +130,16 @@ class TestMiddleware:
         assert [b"legacy "] == server.written
 
 
+def recalling_start_response(environ, start_response):
+    """An application that starts a 200, fails, and calls start_response again with exc_info."""
+    start_response("200 OK", [])
+    try:
+        raise KeyError("late")
+    except KeyError:
+        start_response("500 Internal Server Error", [], sys.exc_info())
+    return [b"error page"]
+
+
 class TestErrors:
     def test_exception_before_start_response_propagates_unchanged(self):
         """The very exception object reaches the server; recorded as a 500 with its class."""
@@ -173,33 +183,17 @@ class TestErrors:
 
     def test_exc_info_recall_changes_the_status(self):
         """start_response called again with exc_info before headers are sent: the new status counts."""
-        def app(environ, start_response):
-            start_response("200 OK", [])
-            try:
-                raise KeyError("late")
-            except KeyError:
-                start_response("500 Internal Server Error", [], sys.exc_info())
-            return [b"error page"]
-
         server = Server()
         with capture() as captured:
-            assert b"error page" == server.serve(Middleware(app))
+            assert b"error page" == server.serve(Middleware(recalling_start_response))
         assert KeyError is server.calls[1][2][0]  # the server got the exc_info
         assert {(500, "500"): 1} == requests_by(captured, "http.response.status_code", "error.type")
 
     def test_exc_info_recall_after_headers_sent_reraises(self):
         """When the server re-raises exc_info (headers already sent), the original exception propagates."""
-        def app(environ, start_response):
-            start_response("200 OK", [])
-            try:
-                raise KeyError("late")
-            except KeyError:
-                start_response("500 Internal Server Error", [], sys.exc_info())
-            return [b"never"]
-
         with capture() as captured:
             with pytest.raises(KeyError, match="late"):
-                Server(refuse_exc_info=True).serve(Middleware(app))
+                Server(refuse_exc_info=True).serve(Middleware(recalling_start_response))
         assert {(200, "KeyError"): 1} == requests_by(captured, "http.response.status_code", "error.type")
 
     def test_server_error_status_is_an_error(self):
