@@ -43,6 +43,9 @@ DURATION = "http.client.request.duration"
 # Layer ranks: an attempt owned at one rank silences the ranks below it.
 HTTP_CLIENT, URLLIB3, CLIENT_LIBRARY = 1, 2, 3  # CLIENT_LIBRARY: requests, httpx
 
+# A name of this module (see `wsgi._request`): calls on an imported name skip the method fast path.
+_method_tags = METHOD_TAGS
+
 _duration = Tagged(
     DURATION,
     TIMER,
@@ -133,7 +136,7 @@ def begin(
     # The host as a tag: lower case, as every layer gives it, and never user info
     # (``user:password@host`` reaches http.client from urllib.request and ``set_tunnel``).
     host_tag = str(host or "").rpartition("@")[2].lower()
-    attempt = Attempt(METHOD_TAGS.get(method) or method_tag(method), host_tag, int(port or 0), rank)
+    attempt = Attempt(_method_tags.get(method) or method_tag(method), host_tag, int(port or 0), rank)
     if own:
         attempt._token = _owner.set(attempt)
     return attempt

@@ -36,6 +36,11 @@ _duration = Tagged(
     integration="wsgi",
 )
 _SCHEMES = {"http": "http", "https": "https"}
+# Names of this module for the imported objects each request calls a method of: CPython
+# compiles a method call on an imported name as an attribute load (the name might be a
+# module), which makes a bound method object every time, on the hot path.
+_method_tags = METHOD_TAGS
+_closing = CLOSING
 _STATUS_LIMIT = 1024  # distinct status lines whose code is cached
 _codes: dict[str, int | None] = {}
 
@@ -66,7 +71,7 @@ class Request:
     def __init__(self, environ: Environ, start_response: StartResponse) -> None:
         self._start_response = start_response
         method = environ.get("REQUEST_METHOD")
-        self.method = METHOD_TAGS.get(method) or method_tag(method or "")
+        self.method = _method_tags.get(method) or method_tag(method or "")
         self.scheme = _SCHEMES.get(environ.get("wsgi.url_scheme"), "_OTHER")  # type: ignore[arg-type]
         self.status: str | None = None
         self.route: str | None = None  # set by a framework hook
@@ -98,7 +103,7 @@ class Request:
         """The whole body went to the server; only close() is left (see `requests_closing`)."""
         if not self.done and not self.in_close:
             self.in_close = True
-            CLOSING.append(None)
+            _closing.append(None)
 
     def finish(self, exc: BaseException | None = None) -> None:
         """Record the request once. Never raises."""
@@ -107,7 +112,7 @@ class Request:
         self.done = True
         if self.in_close:
             try:
-                CLOSING.pop()
+                _closing.pop()
             except IndexError:  # each request leaves once: cannot happen
                 pass
         try:
