@@ -6,7 +6,6 @@ embeds Python and forks from C.
   (`applications`). An application loaded with ``--wsgi-file`` is run without an
   import: a Flask or Django app is still measured through the framework, a bare
   callable needs `Middleware` by hand.
-
 * **Forking.** uwsgi forks its workers from C, by default without CPython's fork
   protocol (``--py-call-uwsgi-fork-hooks`` and ``--py-call-osafterfork`` add it):
   ``os.register_at_fork`` handlers do not run, and a Python thread holding the GIL
@@ -36,8 +35,9 @@ embeds Python and forks from C.
   ``--skip-atexit`` a worker stopped by a signal ends with ``_exit()`` and nothing can
   flush: one warning.
 
-All of this keeps instrument's own pipeline correct and records nothing, so it stays
-in place after ``instrument.auto.uninstall()``.
+All but the first keep instrument's own pipeline correct and record nothing, so they
+stay in place after ``instrument.auto.uninstall()`` and run whether or not
+``wsgi.uwsgi`` is enabled.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def applications(uwsgi: ModuleType) -> list[tuple[str, str, bool]]:
 
 
 def _hold_threads() -> None:
-    """Start no collector or exporter thread in this process until it is a forked worker."""
+    """Start no thread in this process until it is a forked worker: neither the collector nor
+    the exporters, nor the import hooks' polling thread."""
     global _origin
     from ..._runtime import RUNTIME
 
