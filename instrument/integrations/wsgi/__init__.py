@@ -29,10 +29,10 @@ its iterable or its ``close()`` propagate unchanged; recording never raises.
 The package, one job a module:
 
 * `_middleware`: `serve` (measure one call, unless an outer layer does), `Middleware`, `wrap`
-* `_request`: one request being measured, its tags and its record; `current`
+* `_request`: one request being measured, its tags and its record; `current`; what a
+  stopping process waits for (`requests_closing`, `guard_stop_signals`)
 * `_body`: the response iterable handed to the server, measured until it is closed
 * `_active`: the count of requests in progress
-* `_stopping`: what a stopping process waits for (`requests_closing`, `guard_stop_signals`)
 * ``django``, ``flask``, ``gunicorn``, ``uwsgi``, ``waitress``, ``wsgiref``: one
   integration each, registered in `instrument.integrations.REGISTRY`
 """
@@ -41,8 +41,7 @@ from __future__ import annotations
 
 from ._active import ACTIVE
 from ._middleware import Application, Middleware, serve, wrap
-from ._request import DURATION, KEY, Environ, StartResponse, current
-from ._stopping import Guard, guard_stop_signals, requests_closing
+from ._request import DURATION, KEY, Environ, Guard, StartResponse, current, guard_stop_signals, requests_closing
 
 __all__ = [
     "ACTIVE",

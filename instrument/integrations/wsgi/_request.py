@@ -3,24 +3,32 @@
 A `Request` is created as the application is called and recorded once (`finish`),
 whichever of the response's ends comes first: ``close()``, an exception, or the
 collection of a response the server dropped. It counts itself among the active
-requests (`_active`), holds a uwsgi worker's stop signals meanwhile (`_stopping`), and
-lives in the environ under `KEY` so that inner layers and framework hooks find it
-(`current`).
+requests (`_active`) and lives in the environ under `KEY` so that inner layers and
+framework hooks find it (`current`).
+
+What a stopping process needs from the requests in progress is here too:
+
+* A flush on SIGTERM (`_signals`) waits for the requests whose client has the whole
+  response but that the server has not closed yet (`requests_closing`): they are about
+  to be recorded, and lost if the process ends first.
+* A server that ends a worker from a C signal handler (uwsgi) has its stop signals
+  held back for the length of each request (`guard_stop_signals`), so a request is
+  recorded and exported before the worker goes.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, Protocol
 
+from ... import _signals
 from ..._metrics import TIMER, error_name
 from .._failures import failed
 from .._methods import METHOD_TAGS, method_tag
 from .._tagged import Tagged
-from . import _stopping
 from ._active import active_requests
-from ._stopping import CLOSING
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -36,11 +44,11 @@ _duration = Tagged(
     integration="wsgi",
 )
 _SCHEMES = {"http": "http", "https": "https"}
-# Names of this module for the imported objects each request calls a method of: CPython
+# A name of this module for the imported dict each request looks its method up in: CPython
 # compiles a method call on an imported name as an attribute load (the name might be a
 # module), which makes a bound method object every time, on the hot path.
 _method_tags = METHOD_TAGS
-_closing = CLOSING
+
 _STATUS_LIMIT = 1024  # distinct status lines whose code is cached
 _codes: dict[str, int | None] = {}
 
@@ -58,6 +66,45 @@ def _status_code(status: object) -> int | None:
     if isinstance(status, str) and len(_codes) < _STATUS_LIMIT:
         _codes[status] = code
     return code
+
+
+# --- what a stopping process waits for ----------------------------------------------
+
+# One entry per request whose whole body went to the server and that is not closed yet.
+_closing: deque[None] = deque()
+
+
+def requests_closing() -> int:
+    """Requests whose client has (or is about to have) the whole response, not yet recorded:
+    a SIGTERM flush waits for them (`_signals.register_pending`)."""
+    return len(_closing)
+
+
+_signals.register_pending(requests_closing)
+
+
+class Guard(Protocol):
+    """Held by the serving thread for the length of each request (see `guard_stop_signals`)."""
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+_guard: Guard | None = None
+
+
+def guard_stop_signals(guard: Guard | None) -> None:
+    """Call ``guard.hold()`` as each request starts and ``guard.release()`` once it is recorded.
+
+    Set in uwsgi workers (`uwsgi.StopGuard`), whose stop signals must not end a request
+    before it is recorded and exported.
+    """
+    global _guard
+    _guard = guard
+
+
+# --- the request -----------------------------------------------------------------------
 
 
 class Request:
@@ -79,11 +126,11 @@ class Request:
         self.sent = False  # a chunk of the body went to the server
         self.done = False
         self.in_close = False
-        self.active = active_requests(self.method, self.scheme)
-        self.active.enter()
-        self.guard = _stopping.stop_guard
-        if self.guard is not None:
-            self.guard.hold()
+        active = self.active = active_requests(self.method, self.scheme)
+        active.enter()
+        guard = self.guard = _guard
+        if guard is not None:
+            guard.hold()
         self.start = perf_counter_ns()
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -54,7 +54,7 @@ from typing import Any
 from ... import _importhook, _log
 from .. import Integration
 from ._middleware import wrap
-from ._stopping import guard_stop_signals
+from ._request import guard_stop_signals
 
 # Module state; a forked worker inherits it from the master.
 _origin: int | None = None  # pid of the process uwsgi forks from (where we first saw uwsgi)
