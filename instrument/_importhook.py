@@ -27,7 +27,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-from . import _log
+from . import _log, _threads
 
 Hook = Callable[[ModuleType], None]
 
@@ -153,7 +153,8 @@ def _watch_deferred() -> None:
             _watching = False
 
     try:
-        threading.Thread(target=watch, name="instrument-import-watch", daemon=True).start()
+        # Every asynchronous signal blocked: the program's threads take them, as without instrument.
+        _threads.start(threading.Thread(target=watch, name="instrument-import-watch", daemon=True))
     except RuntimeError:  # interpreter shutting down
         with _lock:
             _watching = False

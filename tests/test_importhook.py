@@ -163,3 +163,22 @@ class TestThreadsHeld:
             sys.modules.pop("held_probe", None)
         assert [1] == ran
         _importhook.release_threads()
+
+    def test_the_polling_thread_blocks_the_programs_signals(self, fresh_hooks, tmp_path, monkeypatch):
+        """Like every thread of instrument's, the polling thread never takes a signal sent to the process."""
+        import signal
+
+        from .test_threads import blocked_signals
+
+        (tmp_path / "signal_slow_mod.py").write_text("import time\ntime.sleep(0.3)\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        importer = threading.Thread(target=__import__, args=("signal_slow_mod",))
+        importer.start()
+        time.sleep(0.1)
+        _importhook.when_imported("signal_slow_mod", lambda m: None)
+        polling = [t for t in threading.enumerate() if t.name == "instrument-import-watch"]
+        try:
+            assert polling
+            assert {signal.SIGTERM, signal.SIGINT, signal.SIGHUP} <= blocked_signals(polling[0])
+        finally:
+            importer.join()

@@ -51,7 +51,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ... import _importhook, _log
+from ... import _importhook, _log, _threads
 from .. import Integration
 from ._middleware import wrap
 from ._request import guard_stop_signals
@@ -257,7 +257,7 @@ def _guard_stop_signals() -> None:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         RUNTIME.start()  # the collector and exporter threads inherit the blocked mask
-        threading.Thread(target=guard.watch, name="instrument-uwsgi-stop", daemon=True).start()
+        _threads.start(threading.Thread(target=guard.watch, name="instrument-uwsgi-stop", daemon=True))
     except RuntimeError:  # no thread can start: leave uwsgi's signals alone
         return
     finally:
