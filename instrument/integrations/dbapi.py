@@ -65,8 +65,9 @@ _KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.
 # A row count past this is a driver's "unknown" sentinel (MySQL's 2**64 - 1), not rows.
 _MAX_ROWS = 2**62
 
-_duration = Tagged(DURATION, TIMER, "s", _KEYS)
-_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:5])
+_DRIVERS = ("psycopg", "psycopg2", "pymysql", "sqlite3")  # named when recording fails
+_duration = Tagged(DURATION, TIMER, "s", _KEYS, integration=_DRIVERS)
+_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:5], integration=_DRIVERS)
 
 Namespace = Callable[[tuple[Any, ...], dict[str, Any], Any], str | None]
 
