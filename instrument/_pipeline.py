@@ -97,11 +97,14 @@ class ExportWorker:
             if self._thread is not None:
                 return True
             thread = threading.Thread(target=self._run, name=f"instrument-export-{self.name}", daemon=True)
+            # Set first: a KeyboardInterrupt raised as the signal mask is restored (after the
+            # start) must not leave a running thread unrecorded.
+            self._thread = thread
             try:
                 _threads.start(thread)
             except RuntimeError:  # "can't create new thread at interpreter shutdown" (3.12)
+                self._thread = None
                 return False
-            self._thread = thread
             return True
 
     def _take(self, wait: bool) -> Batch | None:
