@@ -3,9 +3,9 @@
 Kubernetes, systemd and ``docker stop`` stop a service with SIGTERM. Its default
 disposition ends the process at once, without ``atexit``, so the records of the last
 interval would be lost. With ``flush_on_sigterm`` (set by ``instrument run``) and only
-while SIGTERM still has its default disposition, a handler lets requests that are only
-closing a response their client already has be recorded, flushes, all within
-``exit_timeout``, restores the default disposition and sends SIGTERM again: the
+while SIGTERM still has its default disposition, a handler lets requests whose response
+has started to go out finish and be recorded, flushes, all within ``exit_timeout``,
+restores the default disposition and sends SIGTERM again: the
 process ends killed by SIGTERM (status 143 in a shell, -15 for `subprocess`), as it
 would have uninstrumented.
 
@@ -35,7 +35,7 @@ _pending: list[Callable[[], int]] = []
 
 def register_pending(count: Callable[[], int]) -> None:
     """Before its flush, the handler waits (within ``exit_timeout``) while *count()* is not 0:
-    records about to be made, such as WSGI requests closing a response their client has."""
+    records about to be made, such as WSGI requests whose response is going out."""
     _pending.append(count)
 
 

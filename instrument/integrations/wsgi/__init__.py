@@ -30,7 +30,7 @@ The package, one job a module:
 
 * `_middleware`: `serve` (measure one call, unless an outer layer does), `Middleware`, `wrap`
 * `_request`: one request being measured, its tags and its record; `current`; what a
-  stopping process waits for (`requests_closing`, `guard_stop_signals`)
+  stopping process waits for (`requests_sending`, `guard_stop_signals`)
 * `_body`: the response iterable handed to the server, measured until it is closed
 * `_active`: the count of requests in progress
 * ``django``, ``flask``, ``gunicorn``, ``uwsgi``, ``waitress``, ``wsgiref``: one
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from ._active import ACTIVE
 from ._middleware import Application, Middleware, serve, wrap
-from ._request import DURATION, KEY, Environ, Guard, StartResponse, current, guard_stop_signals, requests_closing
+from ._request import DURATION, KEY, Environ, Guard, StartResponse, current, guard_stop_signals, requests_sending
 
 __all__ = [
     "ACTIVE",
@@ -54,7 +54,7 @@ __all__ = [
     "StartResponse",
     "current",
     "guard_stop_signals",
-    "requests_closing",
+    "requests_sending",
     "serve",
     "wrap",
 ]

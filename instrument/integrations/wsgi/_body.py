@@ -81,14 +81,14 @@ class _Body:
         request = self._request
         try:
             for chunk in self._iterable:
-                request.sent = True
+                if not request.sent:
+                    request.sending()
                 yield chunk
         except GeneratorExit:
             raise
         except BaseException as exc:
             request.finish(exc)
             raise
-        request.closing()
 
     def close(self) -> None:
         close = getattr(self._iterable, "close", None)

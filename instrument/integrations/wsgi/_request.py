@@ -8,9 +8,11 @@ framework hooks find it (`current`).
 
 What a stopping process needs from the requests in progress is here too:
 
-* A flush on SIGTERM (`_signals`) waits for the requests whose client has the whole
-  response but that the server has not closed yet (`requests_closing`): they are about
-  to be recorded, and lost if the process ends first.
+* A flush on SIGTERM (`_signals`) waits, within ``exit_timeout``, for the requests whose
+  response has started to go out (`requests_sending`): their client may have all of it
+  already (the server still closing it), and they are recorded only when closed. A
+  request still in the application is not waited for, and ends with the process, as
+  SIGTERM's default disposition ends it.
 * A server that ends a worker from a C signal handler (uwsgi) has its stop signals
   held back for the length of each request (`guard_stop_signals`), so a request is
   recorded and exported before the worker goes.
@@ -70,17 +72,17 @@ def _status_code(status: object) -> int | None:
 
 # --- what a stopping process waits for ----------------------------------------------
 
-# One entry per request whose whole body went to the server and that is not closed yet.
-_closing: deque[None] = deque()
+# One entry per request whose response has started to go out and that is not closed yet.
+_sending: deque[None] = deque()
 
 
-def requests_closing() -> int:
+def requests_sending() -> int:
     """Requests whose client has (or is about to have) the whole response, not yet recorded:
     a SIGTERM flush waits for them (`_signals.register_pending`)."""
-    return len(_closing)
+    return len(_sending)
 
 
-_signals.register_pending(requests_closing)
+_signals.register_pending(requests_sending)
 
 
 class Guard(Protocol):
@@ -111,7 +113,7 @@ class Request:
     """One request being measured: the start time, what the server was told, the tags."""
 
     __slots__ = (
-        "_start_response", "active", "done", "guard", "handled", "in_close", "method", "route", "scheme", "sent",
+        "_start_response", "active", "done", "guard", "handled", "in_send", "method", "route", "scheme", "sent",
         "start", "status",
     )
 
@@ -125,7 +127,7 @@ class Request:
         self.handled: str | None = None  # an exception the framework turned into a response
         self.sent = False  # a chunk of the body went to the server
         self.done = False
-        self.in_close = False
+        self.in_send = False
         active = self.active = active_requests(self.method, self.scheme)
         active.enter()
         guard = self.guard = _guard
@@ -146,20 +148,21 @@ class Request:
         self.status = status
         return write
 
-    def closing(self) -> None:
-        """The whole body went to the server; only close() is left (see `requests_closing`)."""
-        if not self.done and not self.in_close:
-            self.in_close = True
-            _closing.append(None)
+    def sending(self) -> None:
+        """The first chunk of the body goes to the server (see `requests_sending`)."""
+        self.sent = True
+        if not self.done and not self.in_send:
+            self.in_send = True
+            _sending.append(None)
 
     def finish(self, exc: BaseException | None = None) -> None:
         """Record the request once. Never raises."""
         if self.done:
             return
         self.done = True
-        if self.in_close:
+        if self.in_send:
             try:
-                _closing.pop()
+                _sending.pop()
             except IndexError:  # each request leaves once: cannot happen
                 pass
         try:
