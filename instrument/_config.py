@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ._options import Option, Parser
 
 ENV_PREFIX = "INSTRUMENT_"
 
-Parser = Callable[[str, object, bool], Any]  # (option name, value, from the environment) -> value
 
 
 class ConfigurationError(ValueError):
@@ -152,39 +153,6 @@ def _parse_path(name: str, value: object, from_env: bool) -> str:
     return value
 
 
-class Option:
-    """One option, declared once as a `Config` class attribute: its default, the parser of
-    its values, its help (the docs table's "meaning"), how the docs show its default
-    (*shown*), and whether its value is never shown (*secret*). Exporters name the
-    options they are built from (`Exporter.options`): a change to one re-creates them.
-
-    A `Config` instance keeps each value in its ``__dict__``, which Python reads before
-    this (non-data) descriptor, so reading an option costs a plain attribute read.
-    """
-
-    __slots__ = ("default", "help", "name", "parse", "secret", "shown")
-
-    def __init__(self, default: Any, parse: Parser, help: str, *, shown: str | None = None,
-                 secret: bool = False) -> None:
-        self.name = ""
-        self.default = default
-        self.parse = parse
-        self.help = help
-        self.shown = shown
-        self.secret = secret
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return self.default  # not reached for a Config made by its __init__
-
-    def __repr__(self) -> str:
-        return f"<option {self.name}>"
-
-
 def option(default: Any, parse: Parser, help: str, *, shown: str | None = None, secret: bool = False) -> Any:
     """A `Config` option (typed ``Any``, so each attribute keeps its annotated type)."""
     return Option(default, parse, help, shown=shown, secret=secret)
@@ -202,6 +170,8 @@ class Config:
         "`false` is a kill switch: decorators applied while disabled return the function unchanged; "
         "`count()`/`record()`/`gauge()` return at once; nothing is exported",
     )
+    extensions: dict[str, Any]  # options that exporters declare: name -> value
+
     exporters: tuple[Any, ...] = option(
         (), _parse_exporters,
         "comma-separated names (`jsonl,console`); `configure()` also takes exporter objects",
@@ -249,13 +219,22 @@ class Config:
     )
     http_timeout: float = option(10.0, _positive(float), "seconds per HTTP request")
 
-    def __init__(self, **values: Any) -> None:
-        """The options given in *values* (already parsed), the defaults for the others."""
+    def __init__(self, extensions: Mapping[str, Any] | None = None, **values: Any) -> None:
+        """The options given in *values* (already parsed), the defaults for the others;
+        *extensions*: the values of options that exporters declare (see `option`)."""
         unknown = set(values) - _BY_NAME.keys()
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         for option in OPTIONS:
             self.__dict__[option.name] = values.get(option.name, option.default)
+        self.__dict__["extensions"] = dict(extensions or {})
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of option *name*: one of instrument's, or one an exporter declares
+        (*default* when not set)."""
+        if name in _BY_NAME:
+            return getattr(self, name)
+        return self.extensions.get(name, default)
 
     def __repr__(self) -> str:
         body = ", ".join(
@@ -263,9 +242,9 @@ class Config:
         )
         return f"Config({body})"
 
-    def values(self, names: Iterable[str]) -> tuple[Any, ...]:
+    def values(self, names: Iterable[str | Option]) -> tuple[Any, ...]:
         """The values of the options *names* (those an exporter is built from)."""
-        return tuple(getattr(self, name) for name in names)
+        return tuple(self.option(n if isinstance(n, str) else n.name) for n in names)
 
 
 OPTIONS: tuple[Option, ...] = tuple(v for v in vars(Config).values() if isinstance(v, Option))
@@ -294,7 +273,12 @@ def from_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
 
 
 class Settings:
-    """Holds the layers (environment, `configure()` calls) and the merged Config."""
+    """Holds the layers (environment, `configure()` calls) and the merged Config.
+
+    Options that third-party exporters declare (their ``options``) are known only once
+    their classes are loaded: `prepare` and `resolve` load those of the configured
+    exporters and read their values from the arguments and the environment.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.reload(environ)
@@ -303,22 +287,75 @@ class Settings:
         """Forget `configure()` calls; read the variables again. A bad one is kept in
         `error`, for the runtime to report when it starts (import never raises)."""
         self.error: ConfigurationError | None = None
+        self._environ = dict(environ)
         try:
             self.environment = from_environ(environ)
         except ConfigurationError as exc:
             self.error = exc
             self.environment = {}
-        self.arguments: dict[str, Any] = {}
+        self.arguments: dict[str, Any] = {}  # configure()'s, parsed: instrument's and exporters' options
         self.current = Config(**self.environment)
 
     def prepare(self, arguments: Mapping[str, object]) -> tuple[dict[str, Any], Config]:
-        """Check new `configure()` arguments and merge them over the earlier ones."""
-        merged = {**self.arguments, **from_arguments(arguments)}
-        return merged, Config(**{**self.environment, **merged})
+        """Check new `configure()` arguments and merge them over the earlier ones: the
+        merged arguments (for `commit`) and the Config they make."""
+        core = {name: value for name, value in arguments.items() if name in _BY_NAME}
+        merged = {**self.arguments, **from_arguments(core)}
+        declared = _declared(merged.get("exporters", self.environment.get("exporters", ())))
+        unknown = sorted(set(arguments) - set(core) - set(declared))
+        if unknown:
+            raise TypeError(
+                f"configure() got unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"known options: {', '.join([*_BY_NAME, *declared])}"
+            )
+        for name in set(arguments) & set(declared):
+            merged[name] = _parse_declared(declared[name], arguments[name], False)
+        extensions = self._extensions(declared, merged)
+        return merged, Config(extensions, **{**self.environment, **{k: v for k, v in merged.items() if k in _BY_NAME}})
 
     def commit(self, arguments: dict[str, Any], config: Config) -> None:
         self.arguments = arguments
         self.current = config
+
+    def resolve(self) -> None:
+        """Read the options the configured exporters declare (at start: their classes may
+        load only then), from the `configure()` arguments and the environment."""
+        declared = _declared(self.current.exporters)
+        if declared.keys() - self.current.extensions.keys():
+            values = {option.name: getattr(self.current, option.name) for option in OPTIONS}
+            self.current = Config(self._extensions(declared, self.arguments), **values)
+
+    def _extensions(self, declared: Mapping[str, Option], arguments: Mapping[str, Any]) -> dict[str, Any]:
+        found = {}
+        for name, option in declared.items():
+            if name in arguments:
+                found[name] = arguments[name]
+                continue
+            raw = self._environ.get(ENV_PREFIX + name.upper())
+            found[name] = _parse_declared(option, raw, True) if raw is not None and raw.strip() else option.default
+        return found
+
+
+def _parse_declared(option: Option, value: object, from_env: bool) -> Any:
+    """An exporter's parser's verdict; its ValueError becomes a `ConfigurationError`."""
+    try:
+        return option.parse(option.name, value, from_env)
+    except ConfigurationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _declared(exporters: Iterable[Any]) -> dict[str, Option]:
+    """The options the classes of these exporters declare (`Option` objects in their
+    ``options``), by name; instrument's own options they name are left out."""
+    from .exporters import declared_options
+
+    found = declared_options(exporters)
+    clash = sorted(found.keys() & _BY_NAME.keys())
+    if clash:
+        raise ConfigurationError(f"an exporter declares option(s) {', '.join(clash)}, which instrument has already")
+    return found
 
 
 settings = Settings(os.environ)

@@ -77,6 +77,7 @@ class Runtime:
         try:
             if not self._environment_usable():
                 return
+            settings.resolve()
             self._register_process_hooks()
             self.pipeline.ensure_started()
             self._apply_signal_handler()
@@ -87,6 +88,7 @@ class Runtime:
         """Start now, threads included, in this thread (a uwsgi worker right after its fork)."""
         if not self._environment_usable():
             return
+        settings.resolve()
         self._register_process_hooks()
         self.pipeline.start()
         self._apply_signal_handler()
@@ -95,6 +97,7 @@ class Runtime:
         """Create the configured exporters now, in this thread (``instrument run``'s bootstrap)."""
         if settings.error is not None:
             raise settings.error
+        settings.resolve()
         self._register_process_hooks()
         self.pipeline.prepare()
         self._apply_signal_handler()

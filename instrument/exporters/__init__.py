@@ -12,10 +12,12 @@ Exporter modules are imported only when configured.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._histogram import HistogramData
 from .._model import Batch, Point
+from .._options import Option
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -26,6 +28,7 @@ __all__ = [
     "Exporter",
     "HistogramData",
     "MissingDependency",
+    "Option",
     "Point",
     "available",
     "check_exporter_spec",
@@ -70,11 +73,14 @@ class Exporter:
     `options` names the options (see docs/configuration.md) the exporter is created
     from: when `configure()` changes one of them, an exporter created by name is
     created again; otherwise it keeps running. An exporter registered under the
-    ``instrument.exporters`` entry-point group declares them the same way.
+    ``instrument.exporters`` entry-point group may also declare options of its own there,
+    as `Option` objects (``Option(default, parse, help, name="acme_url")``): they are
+    then ``configure(acme_url=...)`` and ``INSTRUMENT_ACME_URL`` like instrument's own,
+    and it reads them with ``config.option("acme_url")``.
     """
 
     name = "exporter"
-    options: tuple[str, ...] = ()
+    options: tuple[str | Option, ...] = ()
 
     def __init__(self, config: Config | None = None) -> None:
         """*config*: the options in effect, when created by name (read what `options` names)."""
@@ -84,6 +90,25 @@ class Exporter:
 
     def shutdown(self) -> None:
         """Release resources; called once after the last `export`."""
+
+
+def declared_options(specs: Iterable[Any]) -> dict[str, Option]:
+    """The options that the classes of the exporters named in *specs* declare (`Option`
+    objects in ``options``; built-in exporters only name instrument's own), by name.
+    Loads those classes (entry points); a name that cannot be loaded declares nothing
+    here (`create` reports it)."""
+    found: dict[str, Option] = {}
+    for spec in specs:
+        exporter_class: Any = type(spec) if not isinstance(spec, str) else None
+        if isinstance(spec, str) and spec not in BUILTIN:
+            try:
+                exporter_class = _load(spec)
+            except Exception:
+                continue
+        for option in getattr(exporter_class, "options", ()):
+            if isinstance(option, Option):
+                found[option.name] = option
+    return found
 
 
 def import_what_requests_imports_late() -> None:

@@ -85,3 +85,66 @@ def test_every_delivery_error_is_an_export_error():
     for error in (HttpExportError, OtlpExportError, ForwardingError, StatsdExportError):
         assert issubclass(error, ExportError), error
     assert issubclass(ForwardingError, ConnectionError) and issubclass(StatsdExportError, OSError)
+
+
+ACME = textwrap.dedent("""
+    from instrument.exporters import Exporter, Option
+
+    def parse_region(name, value, from_env):
+        if value not in ("eu", "us"):
+            where = "INSTRUMENT_" + name.upper() if from_env else f"configure({name}=...)"
+            raise ValueError(f"{where} is {value!r}; use eu or us")
+        return value
+
+    CREATED = []
+
+    class Acme(Exporter):
+        options = ("interval", Option("eu", parse_region, "where Acme stores metrics", name="acme_region"))
+
+        def __init__(self, config=None):
+            super().__init__(config)
+            CREATED.append(config.option("acme_region"))
+
+        def export(self, batch):
+            pass
+""")
+
+
+@pytest.fixture
+def acme(tmp_path, monkeypatch):
+    """A third-party exporter `acme` (entry point) that declares an option, `acme_region`."""
+    (tmp_path / "acme_exporter.py").write_text(ACME)
+    dist = tmp_path / "acme_exporter-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-exporter\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[instrument.exporters]\nacme = acme_exporter:Acme\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    created = sys.modules.setdefault("acme_exporter", __import__("acme_exporter")).CREATED
+    created.clear()
+    yield created
+    from instrument.testing import reset
+
+    reset()
+
+
+class TestOptionsAnExporterDeclares:
+    def test_configure_takes_them_checks_them_and_recreates_the_exporter_on_change(self, acme):
+        instrument.configure(exporters=["acme"])
+        instrument.configure(acme_region="us")
+        instrument.configure(interval=10.0)  # not one of its options: kept
+        assert ["eu", "us"] == acme
+        with pytest.raises(ConfigurationError, match=r"configure\(acme_region=\.\.\.\) is 'mars'; use eu or us"):
+            instrument.configure(acme_region="mars")
+        assert "us" == settings.current.option("acme_region")
+
+    def test_the_environment_sets_them(self, acme, monkeypatch):
+        from instrument.testing import reset
+
+        monkeypatch.setenv("INSTRUMENT_ACME_REGION", "us")
+        reset()  # reads the variables again
+        instrument.configure(exporters=["acme"])
+        assert ["us"] == acme
+
+    def test_an_option_no_configured_exporter_declares_is_unknown(self, acme):
+        with pytest.raises(TypeError, match=r"unknown option\(s\) 'acme_region'"):
+            instrument.configure(acme_region="us")
