@@ -309,6 +309,33 @@ def subclass(cls: type, hook: type, slots: tuple[str, ...] = ()) -> type:
     return found
 
 
+class FactoryHooks:
+    """A C driver's instrumented classes: subclasses of its connection and cursor classes,
+    and of the user's own, made through its factory arguments (sqlite3, psycopg2).
+
+    A driver's subclass sets `base_connection`, `base_cursor` and the hook classes whose
+    methods are timed (`connection_hook`, `cursor_hook`).
+    """
+
+    base_connection: Any
+    base_cursor: Any
+    connection_hook: type
+    cursor_hook: type
+
+    def cursor_class(self, factory: Any) -> Any:
+        """The instrumented subclass of cursor class *factory*; anything else (a function, or
+        a wrong type the driver rejects with its own error) as it is."""
+        if isinstance(factory, type) and issubclass(factory, self.base_cursor):
+            return subclass(factory, self.cursor_hook)
+        return factory
+
+    def connection_class(self, factory: Any) -> Any:
+        """The instrumented subclass of connection class *factory* (anything else as it is)."""
+        if isinstance(factory, type) and issubclass(factory, self.base_connection):
+            return subclass(factory, self.connection_hook, ("_instrument_db",))
+        return factory
+
+
 def instrumented(obj: Any) -> bool:
     """True if *obj*'s class is one of the subclasses made by `subclass`."""
     return any(_INSTRUMENTED_BASE in vars(kind) for kind in type(obj).__mro__)

@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from . import Integration
-from .dbapi import Database, fixed_method, statement_method, subclass
+from .dbapi import Database, FactoryHooks, fixed_method, statement_method
 
 SYSTEM = "postgresql"
 _DISTRIBUTIONS = ("psycopg2", "psycopg2-binary")
@@ -75,7 +75,7 @@ def _cursor_db(cursor: Any) -> Database:
     return _connection_db(cursor.connection)
 
 
-class Hooks:
+class Hooks(FactoryHooks):
     """The instrumented classes built on one psycopg2's ``extensions`` module."""
 
     def __init__(self, extensions: Any) -> None:
@@ -116,18 +116,6 @@ class Hooks:
         self.base_cursor = base_cursor
         self.connection_hook: type = _Connection
         self.cursor_hook: type = _Cursor
-
-    def cursor_class(self, factory: Any) -> Any:
-        """The instrumented subclass of cursor class *factory* (anything else as it is)."""
-        if isinstance(factory, type) and issubclass(factory, self.base_cursor):
-            return subclass(factory, self.cursor_hook)
-        return factory
-
-    def connection_class(self, factory: Any) -> Any:
-        """The instrumented subclass of connection class *factory* (anything else as it is)."""
-        if isinstance(factory, type) and issubclass(factory, self.base_connection):
-            return subclass(factory, self.connection_hook, ("_instrument_db",))
-        return factory
 
     def connect_wrapper(self, original: Callable[..., Any]) -> Callable[..., Any]:
         """psycopg2's C ``_connect``, which ``psycopg2.connect`` calls, passing

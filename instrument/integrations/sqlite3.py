@@ -29,7 +29,7 @@ from typing import Any
 
 from .._suppress import suppressed
 from . import Integration
-from .dbapi import Database, fixed_method, statement_method, subclass, timed
+from .dbapi import Database, FactoryHooks, fixed_method, statement_method, subclass, timed
 
 SYSTEM = "sqlite"
 _UNKNOWN = Database(SYSTEM)  # a connection made without connect() (by its class)
@@ -72,7 +72,7 @@ def _exit(function: Callable[..., Any]) -> Callable[..., Any]:
     return __exit__
 
 
-class Hooks:
+class Hooks(FactoryHooks):
     """The instrumented classes built on one sqlite3 module's Connection and Cursor."""
 
     def __init__(self, module: Any) -> None:
@@ -123,19 +123,6 @@ class Hooks:
         self.base_cursor = base_cursor
         self.connection_hook: type = _Connection
         self.cursor_hook: type = _Cursor
-
-    def cursor_class(self, factory: Any) -> Any:
-        """The instrumented subclass of cursor class *factory*; a function, or a wrong
-        type that sqlite3 rejects with its own error, as it is."""
-        if isinstance(factory, type) and issubclass(factory, self.base_cursor):
-            return subclass(factory, self.cursor_hook)
-        return factory
-
-    def connection_class(self, factory: Any) -> Any:
-        """The instrumented subclass of connection class *factory* (anything else as it is)."""
-        if isinstance(factory, type) and issubclass(factory, self.base_connection):
-            return subclass(factory, self.connection_hook, ("_instrument_db",))
-        return factory
 
     def connect_wrapper(self, original: Callable[..., Any]) -> Callable[..., Any]:
         """``sqlite3.connect``, passing ``factory=`` the instrumented subclass of the class asked for."""
