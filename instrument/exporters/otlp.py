@@ -254,30 +254,12 @@ def to_metrics_data(
         data: Any
         if kind == Kind.COUNTER:
             data = Sum(
-                data_points=[
-                    NumberDataPoint(
-                        attributes=p.tags,
-                        start_time_unix_nano=_ns(p.start_time),
-                        time_unix_nano=now if cumulative else _ns(p.end_time),
-                        value=_number(p.value),
-                    )
-                    for p in series
-                ],
+                data_points=_number_points(series, now if cumulative else None),
                 aggregation_temporality=temporality,
                 is_monotonic=True,
             )
         elif kind == Kind.GAUGE:
-            data = Gauge(
-                data_points=[
-                    NumberDataPoint(
-                        attributes=p.tags,
-                        start_time_unix_nano=_ns(p.start_time),
-                        time_unix_nano=now,
-                        value=_number(p.value),
-                    )
-                    for p in series
-                ]
-            )
+            data = Gauge(data_points=_number_points(series, now))
         else:
             histogram_type: Any = ExponentialHistogram if exponential else Histogram
             make_point: Any = _exponential_point if exponential else _explicit_point
@@ -300,6 +282,19 @@ def to_metrics_data(
             )
         ]
     )
+
+
+def _number_points(series: list[Point], now: int | None) -> list[NumberDataPoint]:
+    """A counter's or gauge's data points, stamped *now* (None: each at its interval's end)."""
+    return [
+        NumberDataPoint(
+            attributes=p.tags,
+            start_time_unix_nano=_ns(p.start_time),
+            time_unix_nano=_ns(p.end_time) if now is None else now,
+            value=_number(p.value),
+        )
+        for p in series
+    ]
 
 
 def downscale(histogram: HistogramData, max_buckets: int = MAX_BUCKETS) -> tuple[int, Buckets, Buckets]:

@@ -112,6 +112,10 @@ class Databases:
         self.put(connection, found)
         return found
 
+    def of_cursor(self, cursor: Any) -> Database | None:
+        """The Database of *cursor*'s connection (its ``connection`` attribute)."""
+        return self.get(getattr(cursor, "connection", None))
+
     def put(self, connection: Any, database: Database) -> None:
         key = id(connection)
         try:
@@ -179,6 +183,57 @@ def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 DatabaseOf = Callable[[Any], "Database | None"]
 
 
+def _statement_op(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return operation(_statement(args, kwargs))
+
+
+def _fixed_op(op: str) -> Callable[[tuple[Any, ...], dict[str, Any]], str]:
+    return lambda args, kwargs: op
+
+
+def _method(function: Callable[..., Any], database: DatabaseOf,
+            op_of: Callable[[tuple[Any, ...], dict[str, Any]], str], rows: bool,
+            nested: bool) -> Callable[..., Any]:
+    """*function* timed under ``op_of(args, kwargs)``: what `statement_method` and
+    `fixed_method` make."""
+
+    @functools.wraps(function)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        db = None if suppressed() else database(self)
+        if db is None:
+            return function(self, *args, **kwargs)
+        op = op_of(args, kwargs)
+        if nested:
+            with suppressing():
+                result = timed(db, op, function, self, *args, **kwargs)
+        else:
+            result = timed(db, op, function, self, *args, **kwargs)
+        if rows:
+            returned_rows(db, op, self)
+        return result
+
+    return method
+
+
+def _async_method(function: Callable[..., Any], database: DatabaseOf,
+                  op_of: Callable[[tuple[Any, ...], dict[str, Any]], str],
+                  rows: bool) -> Callable[..., Any]:
+    """`_method` for a coroutine method: timed until it completes."""
+
+    @functools.wraps(function)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        db = None if suppressed() else database(self)
+        if db is None:
+            return await function(self, *args, **kwargs)
+        op = op_of(args, kwargs)
+        result = await timed_async(db, op, function, self, *args, **kwargs)
+        if rows:
+            returned_rows(db, op, self)
+        return result
+
+    return method
+
+
 def statement_method(function: Callable[..., Any], database: DatabaseOf, *, rows: bool = True,
                      nested: bool = False) -> Callable[..., Any]:
     """*function* (``execute`` or ``executemany`` of a driver class), timed under the
@@ -188,81 +243,24 @@ def statement_method(function: Callable[..., Any], database: DatabaseOf, *, rows
     through other instrumented methods (PyMySQL's ``executemany`` calls ``execute``) are
     not recorded again.
     """
-
-    @functools.wraps(function)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressed():
-            return function(self, *args, **kwargs)
-        db = database(self)
-        if db is None:
-            return function(self, *args, **kwargs)
-        op = operation(_statement(args, kwargs))
-        start = perf_counter_ns()
-        try:
-            if nested:
-                with suppressing():
-                    result = function(self, *args, **kwargs)
-            else:
-                result = function(self, *args, **kwargs)
-        except BaseException as exc:
-            _record(db, op, exc, start)
-            raise
-        _record(db, op, None, start)
-        if rows:
-            returned_rows(db, op, self)
-        return result
-
-    return method
+    return _method(function, database, _statement_op, rows, nested)
 
 
 def fixed_method(function: Callable[..., Any], database: DatabaseOf, op: str, *,
                  nested: bool = False) -> Callable[..., Any]:
     """*function* (``commit``, ``rollback``, ``callproc``) timed as *op*; see `statement_method`."""
-
-    @functools.wraps(function)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressed():
-            return function(self, *args, **kwargs)
-        db = database(self)
-        if db is None:
-            return function(self, *args, **kwargs)
-        if nested:
-            with suppressing():
-                return timed(db, op, function, self, *args, **kwargs)
-        return timed(db, op, function, self, *args, **kwargs)
-
-    return method
+    return _method(function, database, _fixed_op(op), False, nested)
 
 
 def async_statement_method(function: Callable[..., Any], database: DatabaseOf, *,
                            rows: bool = True) -> Callable[..., Any]:
     """`statement_method` for a coroutine method: timed until it completes."""
-
-    @functools.wraps(function)
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        db = None if suppressed() else database(self)
-        if db is None:
-            return await function(self, *args, **kwargs)
-        op = operation(_statement(args, kwargs))
-        result = await timed_async(db, op, function, self, *args, **kwargs)
-        if rows:
-            returned_rows(db, op, self)
-        return result
-
-    return method
+    return _async_method(function, database, _statement_op, rows)
 
 
 def async_fixed_method(function: Callable[..., Any], database: DatabaseOf, op: str) -> Callable[..., Any]:
     """`fixed_method` for a coroutine method."""
-
-    @functools.wraps(function)
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        db = None if suppressed() else database(self)
-        if db is None:
-            return await function(self, *args, **kwargs)
-        return await timed_async(db, op, function, self, *args, **kwargs)
-
-    return method
+    return _async_method(function, database, _fixed_op(op), False)
 
 
 # --- subclasses made through the drivers' factory hooks ---------------------------------
@@ -361,12 +359,8 @@ _commits_on_exit: dict[type, bool] = {}
 _GENERIC = object()  # the `_subclasses` key of the classes made by `_adopt`
 
 
-def _connection_db(conn: Any) -> Database | None:
-    return _generic_databases.get(conn)
-
-
-def _cursor_db(cursor: Any) -> Database | None:
-    return _generic_databases.get(getattr(cursor, "connection", None))
+_connection_db = _generic_databases.get
+_cursor_db = _generic_databases.of_cursor
 
 
 def _adopt(obj: Any, methods: Callable[[type], dict[str, Any]]) -> bool:

@@ -49,12 +49,8 @@ def _describe(connection: Any) -> Database:
 _databases = Databases(SYSTEM, _describe)
 
 
-def _connection_db(connection: Any) -> Database | None:
-    return _databases.get(connection)
-
-
-def _cursor_db(cursor: Any) -> Database | None:
-    return _databases.get(cursor.connection)
+_connection_db = _databases.get
+_cursor_db = _databases.of_cursor
 
 
 class PsycopgIntegration(Integration):

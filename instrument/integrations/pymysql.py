@@ -41,13 +41,9 @@ def _describe(connection: Any) -> Database:
 _databases = Databases(SYSTEM, _describe)
 
 
-def _connection_db(connection: Any) -> Database | None:
-    return _databases.get(connection)
-
-
-def _cursor_db(cursor: Any) -> Database | None:
-    # None once the cursor is closed: PyMySQL raises its own error, which is not timed.
-    return _databases.get(cursor.connection)
+_connection_db = _databases.get
+# None once the cursor is closed: PyMySQL raises its own error, which is not timed.
+_cursor_db = _databases.of_cursor
 
 
 class PyMySQLIntegration(Integration):
