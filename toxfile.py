@@ -5,7 +5,9 @@ or ``shell``); for any other it fails, and tox then skips py312 as "not installe
 although ``pyenv install 3.12`` put it on disk. So that plain ``tox`` runs every Python
 version pyenv has, without activating any, each minor version that nothing on PATH
 provides (pyenv's shims left aside) adds pyenv's newest release of it to tox's
-``--discover`` list: the executables tox tries before searching PATH.
+``--discover`` list: the executables tox tries before searching PATH. Free-threaded
+builds (``3.13.5t``, whose executable is ``python3.13t``) count as versions of their own,
+for the ``py313t`` environment.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ except ImportError:  # imported by tests/test_toxfile.py, which run without tox 
         return function
 
 
-RELEASE = re.compile(r"3\.(\d+)\.(\d+)")  # CPython releases: not 3.13.0t, 3.12-dev, pypy3.10-7.3.17 or envs
+# CPython releases, free-threaded ("t") or not: not 3.12-dev, pypy3.10-7.3.17 or envs.
+RELEASE = re.compile(r"3\.(\d+)\.(\d+)(t?)")
 
 
 def pyenv_pythons(environ: Mapping[str, str]) -> list[str]:
-    """pyenv's newest ``python3.X`` for each minor version that PATH, without pyenv's shims, lacks."""
+    """pyenv's newest ``python3.X`` (and ``python3.Xt``) for each minor version (and
+    free-threaded minor version) that PATH, without pyenv's shims, lacks."""
     root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     shims = str(root / "shims")
     path = os.pathsep.join(p for p in environ.get("PATH", "").split(os.pathsep) if p and p.rstrip("/") != shims)
-    newest: dict[int, tuple[int, Path]] = {}
+    newest: dict[str, tuple[int, Path]] = {}  # "3.13" or "3.13t" -> (patch, executable)
     try:
         versions = list((root / "versions").iterdir())
     except OSError:  # no pyenv here
@@ -42,15 +46,20 @@ def pyenv_pythons(environ: Mapping[str, str]) -> list[str]:
         match = RELEASE.fullmatch(version.name)
         if match is None:
             continue
-        minor, patch = int(match.group(1)), int(match.group(2))
-        executable = version / "bin" / f"python3.{minor}"
-        if os.access(executable, os.X_OK) and patch >= newest.get(minor, (-1, executable))[0]:
-            newest[minor] = (patch, executable)
+        name, patch = f"3.{match.group(1)}{match.group(3)}", int(match.group(2))
+        executable = version / "bin" / f"python{name}"
+        if os.access(executable, os.X_OK) and patch >= newest.get(name, (-1, executable))[0]:
+            newest[name] = (patch, executable)
     return [
         str(executable)
-        for minor, (_, executable) in sorted(newest.items())
-        if shutil.which(f"python3.{minor}", path=path) is None
+        for name, (_, executable) in sorted(newest.items(), key=lambda item: _order(item[0]))
+        if shutil.which(f"python{name}", path=path) is None
     ]
+
+
+def _order(name: str) -> tuple[int, bool]:
+    """``3.9`` before ``3.13`` before ``3.13t``."""
+    return int(name[2:].rstrip("t")), name.endswith("t")
 
 
 @impl

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import pytest
 
 import instrument
 from instrument.exporters.memory import MemoryExporter
 from instrument.testing import reset
+
+from .helpers import FREE_THREADED
 
 
 @pytest.fixture
@@ -29,3 +32,18 @@ def exported():
 # is not ignored; install it here so children start with the default disposition.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On free-threaded CPython, a module that would turn the GIL back on fails to import
+    (its tests then fail, or skip when tests/helpers.py's GIL_ONLY names it), so that the
+    suite never runs with the GIL on without saying so."""
+    if FREE_THREADED:
+        config.addinivalue_line("filterwarnings", "error:The global interpreter lock:RuntimeWarning")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """...and a GIL turned on all the same (by a subprocess-free path we did not foresee) fails the run."""
+    if FREE_THREADED and sys._is_gil_enabled():  # type: ignore[attr-defined]
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nerror: the GIL was turned on during the test session", file=sys.stderr)

@@ -8,14 +8,28 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 import instrument
 from instrument import _buffers
 from instrument._pipeline import PIPELINE
+from instrument._runtime import RUNTIME
 
 from .helpers import counter_total
+
+
+@contextmanager
+def stalled_collector() -> Iterator[None]:
+    """The collector started, then kept from draining, as one stuck in an export would be."""
+    RUNTIME.start()  # a first record must not wait to start it
+    assert PIPELINE._drain_lock.acquire(timeout=5)
+    try:
+        yield
+    finally:
+        PIPELINE._drain_lock.release()
 
 
 def _histogram_count(exporter, name):
@@ -84,13 +98,10 @@ class TestBoundedMemory:
         are dropped and counted, so kept + dropped == recorded exactly."""
         instrument.configure(buffer_size=1000)
         recorded = 20_000
-        assert PIPELINE._drain_lock.acquire(timeout=5)  # stall the collector
-        try:
+        with stalled_collector():
             for _ in range(recorded):
                 instrument.count("buffers.capped")
             assert _buffers.pending() <= 1000 + 10  # other threads may hold a few
-        finally:
-            PIPELINE._drain_lock.release()
         instrument.flush(5.0)
         kept = counter_total(exported, "buffers.capped")
         dropped = counter_total(exported, "instrument.records.dropped", {"reason": "buffer_full"})
@@ -109,8 +120,7 @@ class TestBoundedMemory:
                 instrument.count("buffers.global.cap")
             barrier.wait()  # stay alive until all have recorded
 
-        assert PIPELINE._drain_lock.acquire(timeout=5)
-        try:
+        with stalled_collector():
             threads = [threading.Thread(target=fill) for _ in range(4)]
             for t in threads:
                 t.start()
@@ -120,13 +130,98 @@ class TestBoundedMemory:
             # first check (SLOW_AT) plus those between recounts of the others.
             slack = 4 * (_buffers.slow_threshold(100_000, 4000) + _buffers.RECOUNT_EVERY)
             assert _buffers.pending() <= 4000 + slack
-        finally:
-            PIPELINE._drain_lock.release()
         instrument.flush(5.0)
         kept = counter_total(exported, "buffers.global.cap")
         dropped = counter_total(exported, "instrument.records.dropped", {"reason": "buffer_full"})
         assert 20_000 == kept + dropped
         assert dropped > 0
+
+
+    @pytest.mark.parametrize("order", ["one series after another", "round robin"])
+    def test_a_thread_recording_into_many_series_holds_at_most_the_documented_bound(
+        self, exported, order
+    ):
+        """The caps are checked when one list reaches SLOW_AT, so a thread's lists below it
+        fill unchecked: a thread holds at most buffer_size + (series - 1) x SLOW_AT
+        (docs/design.md, "Memory"), and filling the series one after another reaches it."""
+        instrument.configure(buffer_size=1000)
+        slow_at = _buffers.slow_threshold(1000, 1_048_576)  # the default max_pending
+        assert 250 == slow_at
+        series, per_series = 10, 2000
+        names = [f"buffers.many.{i}" for i in range(series)]
+        with stalled_collector():
+            if order == "round robin":
+                for _ in range(per_series):
+                    for name in names:
+                        instrument.count(name)
+            else:
+                for name in names:
+                    for _ in range(per_series):
+                        instrument.count(name)
+            held = sum(len(buf) for _, s, buf in _buffers._registry.values() if s.metric.name in names)
+        bound = 1000 + (series - 1) * slow_at
+        assert held <= bound
+        if order == "round robin":
+            assert held == series * slow_at  # every list reaches SLOW_AT together, then all drop
+        else:
+            assert held == bound  # the first list takes the whole cap, the others SLOW_AT each
+        instrument.flush(5.0)
+        kept = sum(counter_total(exported, name) for name in names)
+        dropped = counter_total(exported, "instrument.records.dropped", {"reason": "buffer_full"})
+        assert kept == held
+        assert series * per_series == kept + dropped
+
+    def test_threads_recording_into_many_series_stay_within_the_global_bound(self, exported):
+        """All threads together hold at most max_pending + threads x (series x SLOW_AT + 64)."""
+        instrument.configure(buffer_size=100_000, max_pending=4000)
+        slow_at = _buffers.slow_threshold(100_000, 4000)
+        threads, series = 8, 3
+        barrier = threading.Barrier(threads)
+
+        def fill(t):
+            barrier.wait()
+            for i in range(series):
+                for _ in range(2000):
+                    instrument.count(f"buffers.global.many.{i}", tags={"t": t})
+            barrier.wait()
+
+        with stalled_collector():
+            workers = [threading.Thread(target=fill, args=(t,)) for t in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            held = _buffers.pending()
+        assert held <= 4000 + threads * (series * slow_at + _buffers.RECOUNT_EVERY)
+        instrument.flush(5.0)
+        kept = sum(counter_total(exported, f"buffers.global.many.{i}") for i in range(series))
+        dropped = counter_total(exported, "instrument.records.dropped", {"reason": "buffer_full"})
+        assert threads * series * 2000 == kept + dropped
+
+
+class TestDropCounter:
+    def test_counts_exactly_from_many_threads(self):
+        """`DropCounter.add()` from 8 threads at once, with take() running: nothing lost
+        (itertools.count is one atomic step under the GIL and in free-threaded builds)."""
+        counter = _buffers.DropCounter()
+        barrier = threading.Barrier(9)
+        taken = []
+
+        def add():
+            barrier.wait()
+            for _ in range(50_000):
+                counter.add()
+
+        workers = [threading.Thread(target=add) for _ in range(8)]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        while any(w.is_alive() for w in workers):
+            taken.append(counter.take())
+        for w in workers:
+            w.join()
+        taken.append(counter.take())
+        assert 8 * 50_000 == sum(taken)
 
 
 class TestReentrancy:

@@ -16,6 +16,7 @@ from typing import Any
 
 from instrument.exporters.prometheus import PrometheusExporter
 
+from ..helpers import require_module
 from .http_receiver import Endpoint
 from .otlp_receiver import GrpcOtlpReceiver, OtlpReceiver, attributes
 from .prometheus_support import scrape
@@ -177,6 +178,7 @@ def receiving(kind: str, tmp_path: Path) -> Iterator[Receiver]:
         with OtlpReceiver() as otlp:
             yield Otlp(otlp, "http/protobuf")
     elif kind == "otlp-grpc":
+        require_module("grpc")
         with GrpcOtlpReceiver() as grpc:
             yield Otlp(grpc, "grpc")
     elif kind == "http":

@@ -20,7 +20,7 @@ from instrument._model import Batch, Point
 from instrument.exporters import MissingDependency
 from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_bounds, explicit_counts
 
-from ..helpers import IN_CI, counter_total, free_port
+from ..helpers import counter_total, free_port, require_module
 from .otlp_receiver import GrpcOtlpReceiver, OtlpReceiver, Received, attributes, metrics_by_name
 
 CUMULATIVE = 2  # AggregationTemporality values in the protocol
@@ -407,7 +407,7 @@ class TestEnvironment:
 
     def test_grpc(self, otel_env, exported):
         """With the metrics protocol set to grpc, the SDK's gRPC exporter delivers the same metrics."""
-        pytest.importorskip("grpc")
+        require_module("grpc")
         pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.metric_exporter")
         with GrpcOtlpReceiver() as receiver:
             otel_env.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
@@ -477,12 +477,7 @@ class TestFailures:
 
 def rotel_agent() -> str:
     """The collector binary shipped by the `rotel` package; skip without it (fail in CI)."""
-    try:
-        import rotel
-    except ImportError:
-        if IN_CI:
-            pytest.fail("the rotel package is not installed (INSTRUMENT_CI=1: the test dependencies must include it)")
-        pytest.skip("the rotel package (an OpenTelemetry collector) is not installed")
+    rotel = require_module("rotel")
     return str(Path(rotel.__file__).parent / "rotel-agent")
 
 
