@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -24,22 +25,30 @@ from instrument._suppress import suppressing
 from instrument.integrations import dbapi
 from instrument.testing import capture
 
-from ..helpers import require_module
+from ..helpers import FREE_THREADED, GIL_ONLY, require_module
 from .db_servers import operations, returned_rows
 
-require_module("psycopg2")  # skips the module without the drivers (fails in CI)
-require_module("psycopg")
+require_module("psycopg")  # skips the module without the driver (fails in CI)
 
 import psycopg  # noqa: E402
 import psycopg.rows  # noqa: E402
 import psycopg.sql  # noqa: E402
 import psycopg.types.json  # noqa: E402
-import psycopg2  # noqa: E402
-import psycopg2.errors  # noqa: E402
-import psycopg2.extensions  # noqa: E402
-import psycopg2.extras  # noqa: E402
-import psycopg2.sql  # noqa: E402
 from psycopg.types import TypeInfo  # noqa: E402
+
+# psycopg2 turns the GIL back on in free-threaded CPython, which does not install it
+# (tests/helpers.py, GIL_ONLY): there its tests skip and psycopg 3's run.
+if FREE_THREADED and "psycopg2" in GIL_ONLY:
+    psycopg2: Any = None
+else:
+    require_module("psycopg2")
+    import psycopg2
+    import psycopg2.errors
+    import psycopg2.extensions
+    import psycopg2.extras
+    import psycopg2.sql
+needs_psycopg2 = pytest.mark.skipif(psycopg2 is None, reason=GIL_ONLY["psycopg2"])
+DRIVERS = [d for d in ("psycopg2", "psycopg") if d != "psycopg2" or psycopg2 is not None]
 
 METRIC = "db.client.operation.duration"
 TABLE = "CREATE TEMP TABLE loans (id serial PRIMARY KEY, amount numeric, note text)"
@@ -47,10 +56,10 @@ TABLE = "CREATE TEMP TABLE loans (id serial PRIMARY KEY, amount numeric, note te
 
 @pytest.fixture(autouse=True, scope="module")
 def integration():
-    instrument.auto.install(include=["psycopg2", "psycopg"])
-    assert {"psycopg", "psycopg2"} <= set(instrument.auto.installed())
+    instrument.auto.install(include=DRIVERS)
+    assert set(DRIVERS) <= set(instrument.auto.installed())
     yield
-    instrument.auto.uninstall(["psycopg2", "psycopg"])
+    instrument.auto.uninstall(DRIVERS)
 
 
 @pytest.fixture
@@ -78,6 +87,7 @@ def tags(captured, keys=("db.system.name", "db.namespace")):
 # --- psycopg2 --------------------------------------------------------------------------
 
 
+@needs_psycopg2
 class TestPsycopg2Metrics:
     def test_each_statement_is_timed_with_its_keyword(self, conn2):
         """execute, executemany, commit and rollback each record one call under their keyword."""
@@ -143,6 +153,7 @@ class TestPsycopg2Metrics:
         assert {("SELECT", None): 1} == operations(captured)
 
 
+@needs_psycopg2
 class TestPsycopg2Transparency:
     def test_results_and_cursor_attributes(self, conn2):
         """fetch*, description, rowcount, lastrowid and connection are the real cursor's."""
@@ -307,6 +318,7 @@ class TestPsycopg2Transparency:
             pickle.dumps(conn2.cursor())
 
 
+@needs_psycopg2
 class TestPsycopg2DriverTypes:
     """psycopg2's C code, which reads its connection and cursor arguments as its own types,
     accepts the instrumented ones: they are real subclasses made through its factories."""
@@ -381,6 +393,7 @@ class TestPsycopg2DriverTypes:
         assert {("SELECT", None): 2} == operations(captured)
 
 
+@needs_psycopg2
 class TestServerTags:
     def test_server_address_and_port_are_recorded(self, conn2, conn3, postgres):
         """Both drivers tag server.address and server.port, read from libpq without a query."""
@@ -622,6 +635,7 @@ class TestPsycopgAsync:
 # --- never recorded, and undone -------------------------------------------------------
 
 
+@needs_psycopg2
 class TestNeverRecorded:
     def test_password_and_literals_never_reach_points_or_logs(self, postgres, exported, caplog):
         """Neither the password, the SQL text nor its literals appear in what is exported or logged."""
@@ -648,6 +662,7 @@ class TestNeverRecorded:
             assert secret not in text
 
 
+@needs_psycopg2
 class TestUninstall:
     def test_uninstall_restores_connect_and_the_classes(self, postgres):
         """Every patched function and method is put back, then installed again."""
@@ -688,6 +703,7 @@ conn.close()
 """
 
 
+@needs_psycopg2
 class TestInstrumentRun:
     def test_psycopg2_imported_after_start_up_is_instrumented(self, postgres, tmp_path):
         """`instrument run` instruments psycopg2 imported by the program, with no code change."""
