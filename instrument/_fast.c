@@ -676,12 +676,14 @@ call_site_key(PyObject *name, PyObject *tags, PyObject *unit)
     return key;
 }
 
-/* The series of a count()/record()/gauge()/timer() call site (new reference). */
+/* The series of a call site, through the Python cache (new reference; *key_out gets the
+ * key built, or NULL when the lookup fell back to resolve_call_site). */
 static PyObject *
-call_site(PyObject *cache, PyObject *kind, PyObject *name, PyObject *tags, PyObject *unit)
+call_site_slow(PyObject *cache, PyObject *kind, PyObject *name, PyObject *tags, PyObject *unit, PyObject **key_out)
 {
     PyObject *key = call_site_key(name, tags, unit);
     PyObject *series = NULL;
+    *key_out = NULL;
     if (key != NULL) {
 #if PY_VERSION_HEX >= 0x030D0000
         if (PyDict_GetItemRef(cache, key, &series) < 0) {
@@ -691,20 +693,191 @@ call_site(PyObject *cache, PyObject *kind, PyObject *name, PyObject *tags, PyObj
         series = PyDict_GetItemWithError(cache, key);
         Py_XINCREF(series);
 #endif
-        Py_DECREF(key);
         if (series != NULL) {
+            *key_out = key;
             return series;
         }
     }
     if (PyErr_Occurred()) {
         if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_AttributeError) &&
             !PyErr_ExceptionMatches(PyExc_KeyError)) {
+            Py_XDECREF(key);
             return NULL;
         }
         PyErr_Clear();
     }
     PyObject *call[5] = {cache, kind, name, tags, unit};
-    return PyObject_Vectorcall(resolve_fn, call, 5, NULL);
+    series = PyObject_Vectorcall(resolve_fn, call, 5, NULL);
+    if (series == NULL) {
+        Py_XDECREF(key);
+        return NULL;
+    }
+    *key_out = key;  /* validated now: the same key finds the same series from here on */
+    return series;
+}
+
+#ifndef Py_GIL_DISABLED
+/* The memo: a small direct-mapped table in front of each Python call-site cache, so that a
+ * call site seen before is found without building its key tuple (two allocations, a tuple
+ * hash and a tuple comparison per call). It only holds keys of exact str names and exact
+ * str/int/float/bool tag values in a dict, compares them without running Python code, and
+ * is stricter than the dict (1 and 1.0 are different entries here), so a hit always names
+ * the series the dict would. A miss takes the dict path, which is the reference. With the
+ * GIL only: nothing else runs between the check and the use of an entry. */
+#define USE_MEMO 1
+#define MEMO_SIZE 256
+
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;     /* the key tuple built for the dict (a str when there are no tags) */
+    PyObject *series;
+    PyObject *tls;
+    PyObject *spare;   /* timer(): a Timer of this series that nothing else holds, to reuse */
+} MemoEntry;
+
+typedef struct {
+    MemoEntry entries[MEMO_SIZE];
+} Memo;
+
+static Memo memo_counters, memo_histograms, memo_gauges, memo_timers;
+
+static int
+same(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    PyTypeObject *type = Py_TYPE(a);
+    if (type != Py_TYPE(b)) {
+        return 0;
+    }
+    if (type == &PyUnicode_Type) {
+        return PyUnicode_Compare(a, b) == 0;
+    }
+    if (type == &PyLong_Type || type == &PyFloat_Type) {
+        return PyObject_RichCompareBool(a, b, Py_EQ) == 1;
+    }
+    return 0;
+}
+
+/* 1 and the hash for a memoizable call site, else 0 (no exception set either way). */
+static int
+memo_hash(PyObject *name, PyObject *tags, Py_hash_t *out)
+{
+    if (!PyUnicode_CheckExact(name)) {
+        return 0;
+    }
+    Py_uhash_t h = (Py_uhash_t)PyObject_Hash(name);
+    if (tags != Py_None) {
+        if (!PyDict_CheckExact(tags)) {
+            return 0;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(tags, &pos, &k, &v)) {
+            PyTypeObject *vt = Py_TYPE(v);
+            if (!PyUnicode_CheckExact(k) ||
+                (vt != &PyUnicode_Type && vt != &PyLong_Type && vt != &PyFloat_Type && vt != &PyBool_Type)) {
+                return 0;
+            }
+            Py_hash_t hv = PyObject_Hash(v);
+            if (hv == -1) {
+                PyErr_Clear();
+                return 0;
+            }
+            h = (h ^ (Py_uhash_t)PyObject_Hash(k)) * 1000003U;
+            h = (h ^ (Py_uhash_t)hv) * 1000003U;
+        }
+        h ^= (Py_uhash_t)PyDict_GET_SIZE(tags) + 0x9e3779b9U;
+    }
+    *out = (Py_hash_t)h;
+    return 1;
+}
+
+static int
+memo_matches(MemoEntry *entry, PyObject *name, PyObject *tags)
+{
+    PyObject *key = entry->key;
+    if (tags == Py_None) {
+        return same(key, name);
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(tags);
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != n + 1 || !same(PyTuple_GET_ITEM(key, 0), name)) {
+        return 0;
+    }
+    Py_ssize_t pos = 0, i = 1;
+    PyObject *k, *v;
+    while (PyDict_Next(tags, &pos, &k, &v)) {
+        PyObject *item = PyTuple_GET_ITEM(key, i++);
+        if (!same(PyTuple_GET_ITEM(item, 0), k) || !same(PyTuple_GET_ITEM(item, 1), v)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+memo_forget(MemoEntry *entry)
+{
+    PyObject *key = entry->key, *series = entry->series, *tls = entry->tls, *spare = entry->spare;
+    entry->key = entry->series = entry->tls = entry->spare = NULL;
+    Py_XDECREF(key);
+    Py_XDECREF(series);
+    Py_XDECREF(tls);
+    Py_XDECREF(spare);
+}
+#endif
+
+#ifdef USE_MEMO
+#define MEMO(cache) ((void *)&memo_##cache)
+#else
+#define MEMO(cache) NULL
+#endif
+
+/* The series of a count()/record()/gauge()/timer() call site and its threading.local (new
+ * references); *entry_out gets its memo entry, if it has one. */
+static PyObject *
+call_site(void *memo, PyObject *cache, PyObject *kind, PyObject *name, PyObject *tags, PyObject *unit,
+          PyObject **tls_out, void **entry_out)
+{
+    *tls_out = NULL;
+    *entry_out = NULL;
+#ifdef USE_MEMO
+    Py_hash_t hash = 0;
+    MemoEntry *entry = NULL;
+    if (unit == Py_None && memo_hash(name, tags, &hash)) {
+        entry = &((Memo *)memo)->entries[(size_t)hash & (MEMO_SIZE - 1)];
+        if (entry->key != NULL && entry->hash == hash && memo_matches(entry, name, tags)) {
+            *tls_out = Py_NewRef(entry->tls);
+            *entry_out = entry;
+            return Py_NewRef(entry->series);
+        }
+    }
+#endif
+    PyObject *key;
+    PyObject *series = call_site_slow(cache, kind, name, tags, unit, &key);
+    if (series == NULL) {
+        return NULL;
+    }
+    PyObject *tls = PyObject_GetAttr(series, s_tls);
+    if (tls == NULL) {
+        Py_XDECREF(key);
+        Py_DECREF(series);
+        return NULL;
+    }
+#ifdef USE_MEMO
+    if (entry != NULL && key != NULL) {
+        memo_forget(entry);
+        entry->hash = hash;
+        entry->key = Py_NewRef(key);
+        entry->series = Py_NewRef(series);
+        entry->tls = Py_NewRef(tls);
+        *entry_out = entry;
+    }
+#endif
+    Py_XDECREF(key);
+    *tls_out = tls;
+    return series;
 }
 
 /* Ints within 64 bits and finite floats pass as they are; the rest goes to the Python
@@ -735,7 +908,7 @@ checked_value(PyObject *value, int counter, PyObject *function, PyObject *name)
 }
 
 static PyObject *
-record_into(PyObject *cache, PyObject *kind, int counter, PyObject *function, const char *fname,
+record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *function, const char *fname,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *name, *value, *tags, *unit;
@@ -748,17 +921,16 @@ record_into(PyObject *cache, PyObject *kind, int counter, PyObject *function, co
     if (!ready()) {
         return NULL;
     }
-    PyObject *series = call_site(cache, kind, name, tags, unit);
+    PyObject *tls;
+    void *entry;
+    PyObject *series = call_site(memo, cache, kind, name, tags, unit, &tls, &entry);
     if (series == NULL) {
         return NULL;
     }
     PyObject *checked = checked_value(value, counter, function, name);
-    if (checked == NULL) {
-        Py_DECREF(series);
-        return NULL;
-    }
-    int rc = store_series(series, checked);
-    Py_DECREF(checked);
+    int rc = checked == NULL ? -1 : store(series, tls, checked);
+    Py_XDECREF(checked);
+    Py_DECREF(tls);
     Py_DECREF(series);
     if (rc < 0) {
         return NULL;
@@ -769,13 +941,13 @@ record_into(PyObject *cache, PyObject *kind, int counter, PyObject *function, co
 static PyObject *
 fast_count(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    return record_into(counters, kind_counter, 1, NULL, "count", args, PyVectorcall_NARGS(nargsf), kwnames);
+    return record_into(MEMO(counters), counters, kind_counter, 1, NULL, "count", args, PyVectorcall_NARGS(nargsf), kwnames);
 }
 
 static PyObject *
 fast_record(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    return record_into(histograms, kind_histogram, 0, s_record, "record", args, PyVectorcall_NARGS(nargsf),
+    return record_into(MEMO(histograms), histograms, kind_histogram, 0, s_record, "record", args, PyVectorcall_NARGS(nargsf),
                        kwnames);
 }
 
@@ -792,10 +964,13 @@ fast_gauge(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwn
     if (!ready()) {
         return NULL;
     }
-    PyObject *series = call_site(gauges, kind_gauge, name, tags, unit);
+    PyObject *tls;
+    void *entry;
+    PyObject *series = call_site(MEMO(gauges), gauges, kind_gauge, name, tags, unit, &tls, &entry);
     if (series == NULL) {
         return NULL;
     }
+    Py_DECREF(tls);
     PyObject *checked = checked_value(value, 0, s_gauge, name);
     if (checked == NULL) {
         Py_DECREF(series);
@@ -858,7 +1033,10 @@ fast_timer(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwn
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
             PyObject *key = PyTuple_GET_ITEM(kwnames, k);
             PyObject **slot = NULL;
-            if (PyUnicode_CompareWithASCIIString(key, names[0]) == 0) {
+            if (key == s_tags) {
+                slot = &tags;
+            }
+            else if (key == s_name || PyUnicode_CompareWithASCIIString(key, names[0]) == 0) {
                 slot = &name;
             }
             else if (PyUnicode_CompareWithASCIIString(key, names[1]) == 0) {
@@ -886,17 +1064,38 @@ fast_timer(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwn
         PyErr_SetString(PyExc_RuntimeError, "instrument._fast.timer is used before instrument._timer set it up");
         return NULL;
     }
-    PyObject *series = call_site(timers, kind_timer, name, tags, Py_None);
+    PyObject *tls;
+    void *found;
+    PyObject *series = call_site(MEMO(timers), timers, kind_timer, name, tags, Py_None, &tls, &found);
     if (series == NULL) {
         return NULL;
     }
+#ifdef USE_MEMO
+    /* A Timer that only the memo holds, and that is not entered, is as good as a new one:
+     * reuse it (with the GIL, nothing can take a reference between this check and the return). */
+    MemoEntry *entry = found;
+    if (entry != NULL && entry->spare != NULL && Py_REFCNT(entry->spare) == 1 &&
+        ((TimerCore *)entry->spare)->depth == 0 && Py_TYPE(entry->spare) == timer_class) {
+        Py_DECREF(tls);
+        Py_DECREF(series);
+        return Py_NewRef(entry->spare);
+    }
+#endif
     TimerCore *timer = (TimerCore *)timer_new(timer_class, NULL, NULL);
-    if (timer == NULL || timer_set_series(timer, series) < 0) {
-        Py_XDECREF(timer);
+    if (timer == NULL) {
+        Py_DECREF(tls);
         Py_DECREF(series);
         return NULL;
     }
-    Py_DECREF(series);
+    timer->series = series;  /* both references move to the timer */
+    timer->tls = tls;
+#ifdef USE_MEMO
+    /* The allocation may have run a garbage collection, and so Python code: keep the timer
+     * only if the entry still belongs to this series. */
+    if (entry != NULL && entry->series == series) {
+        Py_XSETREF(entry->spare, Py_NewRef((PyObject *)timer));
+    }
+#endif
     return (PyObject *)timer;
 }
 

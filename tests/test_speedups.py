@@ -232,6 +232,67 @@ class TestSameRecords:
         assert [] == captured.names()
 
 
+class TestCallSites:
+    """The C path finds a call site's series without building its key when it saw it before
+    (a memo in front of the call-site cache); it must name the series the cache names."""
+
+    def test_equal_tag_values_of_other_types_find_what_the_cache_finds(self):
+        """1, 1.0 and True are equal dict keys: the C path's series are the pure path's."""
+        need_c_path()
+        found = []
+        paths = ((_record.PURE["count"], "speedups.sites.equal.py"), (_record.count, "speedups.sites.equal.c"))
+        for count, name in paths:
+            with capture() as captured:
+                for value in (1, 1.0, True, 1, "1", True, 2.0, 2):
+                    count(name, 1, {"v": value})
+            found.append(sorted((repr(p.tags), p.value) for p in captured.find(name)))
+        assert found[0] == found[1]
+        assert 3 == len(found[0])
+
+    def test_a_tags_dict_changed_in_place_is_a_new_call_site(self, path):
+        name = f"speedups.sites.mutated.{path.name}"
+        tags = {"status": "ok"}
+        with capture() as captured:
+            path.count(name, 1, tags)
+            tags["status"] = "failed"
+            path.count(name, 1, tags)
+            tags["extra"] = "x"
+            path.count(name, 1, tags)
+            del tags["extra"], tags["status"]
+            path.count(name, 1, tags)
+        assert 1 == captured.value(name, {"status": "ok"})
+        assert 1 == captured.value(name, {"status": "failed"})
+        assert 1 == captured.value(name, {"status": "failed", "extra": "x"})
+        assert 1 == captured.value(name, {})
+
+    def test_more_call_sites_than_the_memo_holds(self, path):
+        """Thousands of distinct call sites, revisited: every record lands in its own series."""
+        name = f"speedups.sites.many.{path.name}"
+        with capture() as captured:
+            for _ in range(3):
+                for i in range(2000):
+                    path.record(name, i, {"i": i % 1000, "half": i < 1000})
+        for i in (0, 1, 999, 1000, 1999):
+            assert 3 == captured.histogram(name, {"i": i % 1000, "half": i < 1000}).count
+
+    def test_a_timer_still_in_use_is_never_handed_out_again(self, path):
+        name = f"speedups.sites.timer.{path.name}"
+        with capture() as captured:
+            outer = path.timer(name)
+            with outer:
+                inner = path.timer(name)
+                assert inner is not outer
+                with inner:
+                    pass
+            left_open = path.timer(name)
+            left_open.__enter__()
+            del left_open
+            with path.timer(name) as fresh:
+                pass
+            assert fresh.__exit__(None, None, None) is None  # its one start was used: no record
+        assert 3 == captured.histogram(name).count
+
+
 class TestSameObject:
     """What a decorated function looks like: the same on both paths."""
 
@@ -386,10 +447,13 @@ def _leak_series():
 
 
 LEAK_CALLS = int(os.environ.get("INSTRUMENT_LEAK_CALLS", "200000"))
+# Under AddressSanitizer (tox -e asan) freed memory sits in its quarantine and Python objects
+# come from malloc: RSS and pymalloc's block count say nothing there; refcounts still do.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 class TestNoGrowth:
-    """INSTRUMENT_LEAK_CALLS calls (tox -e asan: 10 million) through each C path leave no
+    """INSTRUMENT_LEAK_CALLS calls (tox -e py311: 10 million) through each C path leave no
     references and no memory behind: allocated blocks and refcounts return to where they were."""
 
     @pytest.mark.parametrize("which", list(_calls()[0]))
@@ -415,8 +479,11 @@ class TestNoGrowth:
         gc.collect()
         assert refs == [sys.getrefcount(o) for o in watched]
         grown = sys.getallocatedblocks() - blocks
-        assert grown < 1000, f"{grown} blocks more after {LEAK_CALLS} calls"
-        assert _rss_mib() - rss < 16
+        # A leak of one object per call would be LEAK_CALLS blocks; the pipeline's own
+        # containers (batches, the registry) move by a few thousand between two flushes.
+        assert grown < 5000, f"{grown} blocks more after {LEAK_CALLS} calls"
+        if not UNDER_ASAN:
+            assert _rss_mib() - rss < 16
 
     def test_no_growth_across_threads(self, exported):
         """Threads that record through the C path and exit leave nothing behind."""
@@ -443,7 +510,7 @@ class TestNoGrowth:
         for _ in range(max(1, LEAK_CALLS // 200_000)):
             round_()
         gc.collect()
-        assert sys.getallocatedblocks() - blocks < 1000
+        assert sys.getallocatedblocks() - blocks < 5000
 
 
 def _rss_mib() -> float:
