@@ -982,8 +982,15 @@ fast_gauge(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwn
         rc = -1;
     }
     else if (current == unset) {  /* this series' first value: the pipeline may have to start */
-        PyObject *start = PyDict_GetItemWithError(record_globals, s_start_collector);
+        PyObject *start;
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyDict_GetItemRef(record_globals, s_start_collector, &start) < 0) {
+            start = NULL;
+        }
+#else
+        start = PyDict_GetItemWithError(record_globals, s_start_collector);
         Py_XINCREF(start);
+#endif
         if (start == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_RuntimeError, "instrument._record.start_collector is missing");
