@@ -676,6 +676,19 @@ call_site_key(PyObject *name, PyObject *tags, PyObject *unit)
     return key;
 }
 
+/* dict[key] as a new reference; NULL if missing (no exception) or on error (exception set).
+ * A strong reference on 3.13+, where a borrowed one is unsafe on free-threaded builds. */
+static PyObject *
+dict_get(PyObject *dict, PyObject *key)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *value;
+    return PyDict_GetItemRef(dict, key, &value) < 0 ? NULL : value;
+#else
+    return Py_XNewRef(PyDict_GetItemWithError(dict, key));
+#endif
+}
+
 /* The series of a call site, through the Python cache (new reference; *key_out gets the
  * key built, or NULL when the lookup fell back to resolve_call_site). */
 static PyObject *
@@ -685,14 +698,7 @@ call_site_slow(PyObject *cache, PyObject *kind, PyObject *name, PyObject *tags, 
     PyObject *series = NULL;
     *key_out = NULL;
     if (key != NULL) {
-#if PY_VERSION_HEX >= 0x030D0000
-        if (PyDict_GetItemRef(cache, key, &series) < 0) {
-            series = NULL;
-        }
-#else
-        series = PyDict_GetItemWithError(cache, key);
-        Py_XINCREF(series);
-#endif
+        series = dict_get(cache, key);
         if (series != NULL) {
             *key_out = key;
             return series;
@@ -982,15 +988,7 @@ fast_gauge(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwn
         rc = -1;
     }
     else if (current == unset) {  /* this series' first value: the pipeline may have to start */
-        PyObject *start;
-#if PY_VERSION_HEX >= 0x030D0000
-        if (PyDict_GetItemRef(record_globals, s_start_collector, &start) < 0) {
-            start = NULL;
-        }
-#else
-        start = PyDict_GetItemWithError(record_globals, s_start_collector);
-        Py_XINCREF(start);
-#endif
+        PyObject *start = dict_get(record_globals, s_start_collector);
         if (start == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_RuntimeError, "instrument._record.start_collector is missing");
