@@ -10,12 +10,10 @@ from ._config import ConfigurationError
 from ._control import configure, flush, shutdown
 from ._decorate import counted, timed
 from ._record import count, gauge, record
-from ._speedups import ACTIVE as __speedups__
+from ._speedups import ACTIVE as __speedups__  # True when the C fast path records
 from ._timer import Timer, timer
 
 __version__ = "0.1.0"
-# True when the C fast path (instrument._fast) records, False on the pure-Python path.
-__speedups__ = __speedups__
 
 __all__ = [
     "ConfigurationError",

@@ -141,7 +141,7 @@ class TestSameRecords:
         with pytest.raises(Boom) as info:
             f()
         assert info.value is raised
-        assert "raise raised" in "".join(inspect.getsource(info.traceback[-1].frame.code.raw).splitlines()[-1:])
+        assert "f" == info.traceback[-1].frame.code.name  # the traceback still ends where it was raised
 
     def test_count_record_gauge_by_position_and_keyword(self, path):
         name = f"speedups.values.{path.name}"
