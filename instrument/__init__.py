@@ -6,6 +6,7 @@ aggregates and exports to the configured backends. See docs/ for the guide.
 
 from __future__ import annotations
 
+from . import _speedups
 from ._config import ConfigurationError
 from ._control import configure, flush, shutdown
 from ._decorate import counted, timed
@@ -13,6 +14,7 @@ from ._record import count, gauge, record
 from ._timer import Timer, timer
 
 __version__ = "0.1.0"
+__speedups__ = _speedups.ACTIVE  # True when the C fast path (instrument._fast) records
 
 __all__ = [
     "ConfigurationError",

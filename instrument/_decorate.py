@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from . import _record
+from . import _record, _speedups
 from ._metrics import COUNTER, TIMER, Series, declare_series
 from ._names import default_name
 
@@ -59,6 +59,8 @@ def wrap(fn: Any, series: Series, *, timed: bool) -> Any:
             wrapper = _record.timed_coroutine(fn, series)
         else:
             wrapper = _record.counted_coroutine(fn, series)
+    elif _speedups.fast is not None:
+        wrapper = _speedups.fast.FunctionWrapper(fn, series, timed)
     elif timed:
         wrapper = _record.timed_function(fn, series)
     else:

@@ -8,6 +8,13 @@ rejecting bad arguments, which is their declaration-time check.
 
 The append sequence is written out in each hot wrapper rather than called as a
 helper: a Python call costs about as much as the whole sequence.
+
+This module is also the reference for the C fast path (`instrument/_fast.c`, chosen by
+`_speedups`): when it is active, `count`, `record`, `gauge` and `append` here are the C
+functions and `_decorate` wraps plain functions with `_fast.FunctionWrapper`; the C code
+calls back into `register`, `overflow`, `record_error` and `resolve_call_site` below, so
+both paths share every rule past the append. `PURE` keeps the Python functions (tests
+and the benchmark run both paths in one process).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Callable, Mapping
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
-from . import _log
+from . import _log, _speedups
 from ._buffers import overflow, register, slow_threshold
 from ._metrics import COUNTER, GAUGE, HISTOGRAM, UNSET, Series, resolve_call_site
 
@@ -44,8 +51,11 @@ def set_state(*, enabled: bool, slow_at: int, on_start: Callable[[], None]) -> N
     ENABLED = enabled
     SLOW_AT = slow_at
     start_collector = on_start
+    if _fast is not None:
+        _fast.set_state(enabled, slow_at)
 
 
+_fast = _speedups.fast
 _MAX = sys.float_info.max  # larger ints cannot be aggregated as floats
 # Call-site caches: (name, *tag items) -> series, for count()/record()/gauge().
 _counters: dict[Any, Series] = {}
@@ -312,3 +322,24 @@ def _finite_value(function: str, name: str, value: object) -> int | float:
         shown = "an integer beyond float range" if huge else repr(value)
         raise ValueError(f"{function}({name!r}) needs a finite value, got {shown}")
     return int(value) if isinstance(value, int) else float(value)
+
+
+# The Python functions, whichever path is active (the reference: tests and the benchmark).
+PURE: dict[str, Callable[..., Any]] = {
+    "count": count,
+    "record": record,
+    "gauge": gauge,
+    "append": append,
+    "timed_function": timed_function,
+    "counted_function": counted_function,
+}
+
+if _fast is not None:
+    # The C fast path takes the same collaborators (see its header comment) and replaces
+    # the functions the package calls; set_state() keeps its copy of ENABLED and SLOW_AT.
+    _fast.setup(globals())
+    _fast.set_state(ENABLED, SLOW_AT)
+    count = _fast.count
+    record = _fast.record
+    gauge = _fast.gauge
+    append = _fast.append
