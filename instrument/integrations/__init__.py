@@ -5,7 +5,8 @@ distribution and minimum version it supports, an idempotent ``install(module)`` 
 an ``uninstall()`` that puts the original functions back. They are listed here, in
 `REGISTRY`, by dotted path, so listing them imports nothing; `instrument.auto.install()`
 schedules them with post-import hooks. A `Group` names several at once: ``wsgi`` is
-every WSGI server and framework integration (``wsgi.gunicorn``, ``wsgi.flask``, ...).
+every WSGI server and framework integration (``wsgi.gunicorn``, ``wsgi.flask``, ...), ``asgi``
+every ASGI one.
 
 To add an integration: a module here (or in a package such as ``wsgi/``) with an
 `Integration` subclass, and one `Entry` in `REGISTRY`. Its failures follow `_failures`.
@@ -36,6 +37,12 @@ class Group(NamedTuple):
 
 # Every name `instrument.auto` and ``--disable`` accept.
 REGISTRY: dict[str, Entry | Group] = {
+    "asgi": Group(("asgi.django", "asgi.fastapi", "asgi.hypercorn", "asgi.starlette", "asgi.uvicorn")),
+    "asgi.django": Entry(("django.core.handlers.asgi",), "instrument.integrations.asgi.django:DjangoIntegration"),
+    "asgi.fastapi": Entry(("fastapi.routing",), "instrument.integrations.asgi.fastapi:FastAPIIntegration"),
+    "asgi.hypercorn": Entry(("hypercorn.app_wrappers",), "instrument.integrations.asgi.hypercorn:HypercornIntegration"),
+    "asgi.starlette": Entry(("starlette.applications",), "instrument.integrations.asgi.starlette:StarletteIntegration"),
+    "asgi.uvicorn": Entry(("uvicorn.config",), "instrument.integrations.asgi.uvicorn:UvicornIntegration"),
     "http_client": Entry(("http.client",), "instrument.integrations.http_client:HttpClientIntegration"),
     "httpx": Entry(("httpx",), "instrument.integrations.httpx:HttpxIntegration"),
     "psycopg": Entry(("psycopg",), "instrument.integrations.psycopg:PsycopgIntegration"),
