@@ -48,6 +48,7 @@ REGISTRY: dict[str, Entry | Group] = {
     "psycopg": Entry(("psycopg",), "instrument.integrations.psycopg:PsycopgIntegration"),
     "psycopg2": Entry(("psycopg2",), "instrument.integrations.psycopg2:Psycopg2Integration"),
     "pymysql": Entry(("pymysql",), "instrument.integrations.pymysql:PyMySQLIntegration"),
+    "redis": Entry(("redis.client", "redis.asyncio.client"), "instrument.integrations.redis:RedisIntegration"),
     "requests": Entry(("requests",), "instrument.integrations.requests:RequestsIntegration"),
     "sqlite3": Entry(("sqlite3",), "instrument.integrations.sqlite3:Sqlite3Integration"),
     "urllib3": Entry(("urllib3",), "instrument.integrations.urllib3:Urllib3Integration"),

@@ -44,6 +44,9 @@ from ._sql import operation
 from ._tagged import Tagged
 
 __all__ = [
+    "DURATION",
+    "KEYS",
+    "RETURNED_ROWS",
     "Database",
     "Databases",
     "async_fixed_method",
@@ -61,19 +64,20 @@ __all__ = [
 
 DURATION = "db.client.operation.duration"
 RETURNED_ROWS = "db.client.response.returned_rows"
-_KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.operation.name", "error.type")
+# The tags of every database operation, in this order (other data-store integrations share them).
+KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.operation.name", "error.type")
 # A row count past this is a driver's "unknown" sentinel (MySQL's 2**64 - 1), not rows.
 _MAX_ROWS = 2**62
 
 _DRIVERS = ("psycopg", "psycopg2", "pymysql", "sqlite3")  # named when recording fails
-_duration = Tagged(DURATION, TIMER, "s", _KEYS, integration=_DRIVERS)
-_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:5], integration=_DRIVERS)
+_duration = Tagged(DURATION, TIMER, "s", KEYS, integration=_DRIVERS)
+_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", KEYS[:5], integration=_DRIVERS)
 
 Namespace = Callable[[tuple[Any, ...], dict[str, Any], Any], str | None]
 
 
 class Database:
-    """What every record of one connection shares: its tags, in the order of `_KEYS`."""
+    """What every record of one connection shares: its tags, in the order of `KEYS`."""
 
     __slots__ = ("tags",)
 
