@@ -37,6 +37,10 @@ class Group(NamedTuple):
 
 # Every name `instrument.auto` and ``--disable`` accept.
 REGISTRY: dict[str, Entry | Group] = {
+    "aiohttp_client": Entry(("aiohttp.client",), "instrument.integrations.aiohttp_client:AiohttpClientIntegration"),
+    "aiohttp_server": Entry(
+        ("aiohttp.web_protocol",), "instrument.integrations.aiohttp_server:AiohttpServerIntegration"
+    ),
     "asgi": Group(("asgi.django", "asgi.fastapi", "asgi.hypercorn", "asgi.starlette", "asgi.uvicorn")),
     "asgi.django": Entry(("django.core.handlers.asgi",), "instrument.integrations.asgi.django:DjangoIntegration"),
     "asgi.fastapi": Entry(("fastapi.routing",), "instrument.integrations.asgi.fastapi:FastAPIIntegration"),

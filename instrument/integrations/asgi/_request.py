@@ -35,12 +35,13 @@ Send = Callable[[Message], Awaitable[None]]
 
 DURATION = "http.server.request.duration"
 
-_duration = Tagged(
+# Recorded by the aiohttp server's integration too, with the same tags.
+server_duration = Tagged(
     DURATION,
     TIMER,
     "s",
     ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
-    integration="asgi",
+    integration=("asgi", "aiohttp_server"),
 )
 _SCHEMES = {"http": "http", "https": "https"}
 _method_tags = METHOD_TAGS  # a name of this module: see `wsgi._request`
@@ -125,7 +126,7 @@ class Request:
                 error = "500"
             elif code is not None and code >= 500:
                 error = self.handled or str(code)
-            _duration.record((self.method, self.scheme, code, self.route, error), elapsed)
+            server_duration.record((self.method, self.scheme, code, self.route, error), elapsed)
         except Exception:  # instrumentation never breaks the request
             failed("asgi", "record a request", "that request is not recorded")
 
