@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from ...helpers import require_module
+from ...helpers import free_port, require_module
 from ..asgi_apps import STREAM_PAUSE
 from ..wsgi_servers import ACTIVE, Served, extremes, requests_by_tags, server_binary
 
@@ -92,6 +92,27 @@ class TestUvicorn:
             assert [200] * sent == get_all(server, [f"/loans/{n}" for n in range(sent)])
             assert stopped(server), server.output()
         assert {("/loans/{loan_id}", 200, None): sent} == routes(server)
+
+    def test_one_prometheus_endpoint_sums_spawned_workers(self, tmp_path):
+        """INSTRUMENT_EXPORTERS=prometheus with --workers 2: the supervisor serves the endpoint, the
+        spawned workers forward to it, and one scrape shows exactly the requests sent."""
+        require_module("fastapi")
+        sent = 30
+        port = free_port()
+        env = {"INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{port}", "INSTRUMENT_INTERVAL": "0.2"}
+        with Served(tmp_path, uvicorn("--workers", "2", FASTAPI), env=env, exporters="prometheus") as server:
+            assert [200] * sent == get_all(server, [f"/loans/{n}" for n in range(sent)])
+            deadline = time.monotonic() + 15
+            while True:
+                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                            if line.startswith("http_server_request_duration_seconds_count"))
+                if total >= sent or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert stopped(server), server.output()
+        assert sent == total, body
+        assert 'http_route="/loans/{loan_id}"' in body
 
     def test_reload_process_is_measured(self, tmp_path):
         """--reload serves from a process the reloader spawns: its requests are measured."""
