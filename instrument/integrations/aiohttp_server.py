@@ -27,8 +27,8 @@ from .._metrics import error_name
 from . import Integration
 from ._failures import failed
 from ._methods import METHOD_TAGS, method_tag
-from .asgi._request import server_duration
 from .wsgi._active import active_requests
+from .wsgi._request import server_duration
 
 IDENTIFIER = "aiohttp_server"
 _SCHEMES = {"http": "http", "https": "https"}

@@ -69,7 +69,7 @@ KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.o
 # A row count past this is a driver's "unknown" sentinel (MySQL's 2**64 - 1), not rows.
 _MAX_ROWS = 2**62
 
-_DRIVERS = ("psycopg", "psycopg2", "pymysql", "sqlite3")  # named when recording fails
+_DRIVERS = ("asyncpg", "psycopg", "psycopg2", "pymysql", "redis", "sqlite3")  # named when recording fails
 _duration = Tagged(DURATION, TIMER, "s", KEYS, integration=_DRIVERS)
 _rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", KEYS[:5], integration=_DRIVERS)
 
@@ -146,7 +146,7 @@ def returned_rows(db: Database, op: str, cursor: Any) -> None:
         _rows.record((*db.tags, op), count)
 
 
-def timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def timed(db: Database, op: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``call(*args, **kwargs)``, its duration recorded under *op* (and its error, if any)."""
     start = perf_counter_ns()
     try:
@@ -158,7 +158,7 @@ def timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs:
     return result
 
 
-async def timed_async(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def timed_async(db: Database, op: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """`timed` for a call that returns an awaitable: timed until it completes."""
     start = perf_counter_ns()
     try:

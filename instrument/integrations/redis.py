@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from .._metrics import HISTOGRAM, TIMER, error_name
+from .._metrics import HISTOGRAM
 from . import Integration
 from ._tagged import Tagged
-from .dbapi import DURATION, KEYS, Database, Databases
+from .dbapi import KEYS, Database, Databases, timed, timed_async
 
 SYSTEM = "redis"
 BATCH_SIZE = "db.client.operation.batch.size"
 
-_duration = Tagged(DURATION, TIMER, "s", KEYS, integration="redis")
 _batch = Tagged(BATCH_SIZE, HISTOGRAM, "{command}", KEYS[:5], integration="redis")
 
 _OPS_LIMIT = 1024  # distinct command names whose tag is cached
@@ -70,24 +68,10 @@ def _database(client: Any) -> Database:
     return _databases.get(client.connection_pool) or _UNKNOWN
 
 
-def _record(db: Database, op: str, error: BaseException | None, start: int) -> None:
-    elapsed = perf_counter_ns() - start
-    _duration.record((*db.tags, op, None if error is None else error_name(type(error))), elapsed)
-
-
 def _command(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        db = _database(self)
-        op = _operation(args)
-        start = perf_counter_ns()
-        try:
-            result = function(self, *args, **options)
-        except BaseException as exc:
-            _record(db, op, exc, start)
-            raise
-        _record(db, op, None, start)
-        return result
+        return timed(_database(self), _operation(args), function, self, *args, **options)
 
     return execute_command
 
@@ -95,42 +79,28 @@ def _command(function: Callable[..., Any]) -> Callable[..., Any]:
 def _async_command(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        db = _database(self)
-        op = _operation(args)
-        start = perf_counter_ns()
-        try:
-            result = await function(self, *args, **options)
-        except BaseException as exc:
-            _record(db, op, exc, start)
-            raise
-        _record(db, op, None, start)
-        return result
+        return await timed_async(_database(self), _operation(args), function, self, *args, **options)
 
     return execute_command
 
 
-def _batch_of(pipeline: Any) -> tuple[Database, str, int]:
+def _batch_of(pipeline: Any) -> tuple[Database, str] | None:
+    """The tags of a pipeline's round trip, its size recorded; None when ``execute`` sends nothing."""
+    if not pipeline.command_stack and not pipeline.watching:
+        return None
     db = _database(pipeline)
     op = "MULTI" if pipeline.transaction or pipeline.explicit_transaction else "PIPELINE"
-    size = len(pipeline.command_stack)
-    _batch.record((*db.tags, op), size)
-    return db, op, size
+    _batch.record((*db.tags, op), len(pipeline.command_stack))
+    return db, op
 
 
 def _execute(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self.command_stack and not self.watching:  # nothing is sent
+        batch = _batch_of(self)
+        if batch is None:
             return function(self, *args, **kwargs)
-        db, op, _ = _batch_of(self)
-        start = perf_counter_ns()
-        try:
-            result = function(self, *args, **kwargs)
-        except BaseException as exc:
-            _record(db, op, exc, start)
-            raise
-        _record(db, op, None, start)
-        return result
+        return timed(*batch, function, self, *args, **kwargs)
 
     return execute
 
@@ -138,17 +108,10 @@ def _execute(function: Callable[..., Any]) -> Callable[..., Any]:
 def _async_execute(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self.command_stack and not self.watching:
+        batch = _batch_of(self)
+        if batch is None:
             return await function(self, *args, **kwargs)
-        db, op, _ = _batch_of(self)
-        start = perf_counter_ns()
-        try:
-            result = await function(self, *args, **kwargs)
-        except BaseException as exc:
-            _record(db, op, exc, start)
-            raise
-        _record(db, op, None, start)
-        return result
+        return await timed_async(*batch, function, self, *args, **kwargs)
 
     return execute
 

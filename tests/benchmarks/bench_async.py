@@ -147,6 +147,19 @@ def switcher(ours: list[str], otel: Any) -> Callable[[str], None]:
     return use
 
 
+def per_mode(use: Callable[[str], None], measure: Callable[[], float]) -> dict[str, Callable[[], float]]:
+    """For each mode, a measurement that installs the mode (`switcher`'s *use*) and then runs *measure*."""
+
+    def installing(name: str) -> Callable[[], float]:
+        def run() -> float:
+            use(name)
+            return measure()
+
+        return run
+
+    return {name: installing(name) for name in (BARE, OURS, OTEL)}
+
+
 def cpu_per_call(call: Callable[[], Any], n: int) -> float:
     start = thread_time_ns()
     for _ in range(n):
@@ -167,15 +180,7 @@ def redis_section(rounds: int, calls: int) -> float | None:
             client = redis.Redis(host=server.host, port=server.port, password=server.password)
             client.set("k", "v")
             use = switcher(["redis"], RedisInstrumentor())
-
-            def measuring(name: str) -> Callable[[], float]:
-                def measure() -> float:
-                    use(name)
-                    return cpu_per_call(lambda: client.get("k"), calls)
-
-                return measure
-
-            medians = interleave(rounds, {name: measuring(name) for name in (BARE, OURS, OTEL)})
+            medians = interleave(rounds, per_mode(use, lambda: cpu_per_call(lambda: client.get("k"), calls)))
             use(BARE)
     return report(f"redis GET on redis-server (127.0.0.1), calling thread's CPU, median of {rounds} rounds x "
                   f"{calls} calls:", medians, "ns/call")
@@ -203,15 +208,8 @@ def asyncpg_section(rounds: int, calls: int) -> float | None:
                     await connection.fetchval("SELECT 1")
                 return (thread_time_ns() - start) / calls
 
-            def measuring(name: str) -> Callable[[], float]:
-                def measure() -> float:
-                    use(name)
-                    return loop.run_until_complete(run())
-
-                return measure
-
             try:
-                medians = interleave(rounds, {name: measuring(name) for name in (BARE, OURS, OTEL)})
+                medians = interleave(rounds, per_mode(use, lambda: loop.run_until_complete(run())))
             finally:
                 use(BARE)
                 loop.run_until_complete(connection.close())
@@ -241,15 +239,8 @@ def aiohttp_section(rounds: int, calls: int) -> float:
                     await response.read()
             return (thread_time_ns() - start) / calls
 
-    def measuring(name: str) -> Callable[[], float]:
-        def measure() -> float:
-            use(name)
-            return loop.run_until_complete(run())
-
-        return measure
-
     try:
-        medians = interleave(rounds, {name: measuring(name) for name in (BARE, OURS, OTEL)})
+        medians = interleave(rounds, per_mode(use, lambda: loop.run_until_complete(run())))
     finally:
         use(BARE)
         loop.close()

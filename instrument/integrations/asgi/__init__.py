@@ -29,7 +29,8 @@ The package, one job a module:
 
 from __future__ import annotations
 
+from ..wsgi._request import DURATION
 from ._middleware import Application, Middleware, measured_call, serve, wrap
-from ._request import DURATION, Request, current
+from ._request import Request, current
 
 __all__ = ["DURATION", "Application", "Middleware", "Request", "current", "measured_call", "serve", "wrap"]

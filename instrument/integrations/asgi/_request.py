@@ -22,27 +22,18 @@ from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import Any
 
-from ..._metrics import TIMER, error_name
+from ..._metrics import error_name
 from .._failures import failed
 from .._methods import METHOD_TAGS, method_tag
-from .._tagged import Tagged
 from ..wsgi._active import active_requests
+from ..wsgi._request import server_duration
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-DURATION = "http.server.request.duration"
 
-# Recorded by the aiohttp server's integration too, with the same tags.
-server_duration = Tagged(
-    DURATION,
-    TIMER,
-    "s",
-    ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
-    integration=("asgi", "aiohttp_server"),
-)
 _SCHEMES = {"http": "http", "https": "https"}
 _method_tags = METHOD_TAGS  # a name of this module: see `wsgi._request`
 _FINAL = "http.response.pathsend"  # the extension's one message is the whole body

@@ -12,7 +12,7 @@ import requests
 
 from ...helpers import free_port, require_module
 from ..asgi_apps import STREAM_PAUSE
-from ..wsgi_servers import ACTIVE, Served, extremes, requests_by_tags, server_binary
+from ..wsgi_servers import ACTIVE, Served, extremes, requests_by_tags, scrape_requests, server_binary
 
 PLAIN = "tests.integrations.asgi_apps:application"
 FASTAPI = "tests.integrations.asgi_apps:api"
@@ -102,14 +102,7 @@ class TestUvicorn:
         env = {"INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{port}", "INSTRUMENT_INTERVAL": "0.2"}
         with Served(tmp_path, uvicorn("--workers", "2", FASTAPI), env=env, exporters="prometheus") as server:
             assert [200] * sent == get_all(server, [f"/loans/{n}" for n in range(sent)])
-            deadline = time.monotonic() + 15
-            while True:
-                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                            if line.startswith("http_server_request_duration_seconds_count"))
-                if total >= sent or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            total, body = scrape_requests(port, sent)
             assert stopped(server), server.output()
         assert sent == total, body
         assert 'http_route="/loans/{loan_id}"' in body
