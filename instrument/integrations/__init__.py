@@ -47,7 +47,7 @@ REGISTRY: dict[str, Entry | Group] = {
     "asgi.hypercorn": Entry(("hypercorn.app_wrappers",), "instrument.integrations.asgi.hypercorn:HypercornIntegration"),
     "asgi.starlette": Entry(("starlette.applications",), "instrument.integrations.asgi.starlette:StarletteIntegration"),
     "asgi.uvicorn": Entry(("uvicorn.config",), "instrument.integrations.asgi.uvicorn:UvicornIntegration"),
-    "asyncio": Entry(("asyncio.base_events",), "instrument.integrations.asyncio_lag:AsyncioLagIntegration"),
+    "asyncio": Entry(("asyncio.base_events", "uvloop"), "instrument.integrations.asyncio_lag:AsyncioLagIntegration"),
     "asyncpg": Entry(("asyncpg",), "instrument.integrations.asyncpg:AsyncpgIntegration"),
     "http_client": Entry(("http.client",), "instrument.integrations.http_client:HttpClientIntegration"),
     "httpx": Entry(("httpx",), "instrument.integrations.httpx:HttpxIntegration"),

@@ -8,8 +8,8 @@ seconds; when it runs, how late it is goes to the distribution
 ``asyncio.event_loop.lag`` (seconds, a timer): 0 for an idle loop, the length of the
 block for a loop that was blocked. One callback every 100 ms costs nothing measurable.
 
-Only loops written in Python are seen: uvloop's loop is a C type whose ``run_forever``
-cannot be hooked (its programs get no lag metric).
+uvloop's loops are sampled the same way: ``uvloop.Loop`` is a Python subclass of its C
+loop, and uvloop's ``run_until_complete`` calls ``run_forever`` through it.
 """
 
 from __future__ import annotations
@@ -86,5 +86,5 @@ def _run_forever(original: Callable[..., Any]) -> Callable[..., Any]:
 class AsyncioLagIntegration(Integration):
     identifier = IDENTIFIER
 
-    def setup(self, module: ModuleType) -> None:  # asyncio.base_events
-        self.patch(module.BaseEventLoop, "run_forever", _run_forever)
+    def setup(self, module: ModuleType) -> None:  # asyncio.base_events or uvloop
+        self.patch(module.Loop if module.__name__ == "uvloop" else module.BaseEventLoop, "run_forever", _run_forever)

@@ -11,6 +11,8 @@ import pytest
 import instrument.auto
 from instrument.testing import capture
 
+from ..helpers import require_module
+
 LAG = "asyncio.event_loop.lag"
 
 
@@ -36,6 +38,18 @@ class TestEventLoopLag:
         histogram = captured.histogram(LAG)
         assert histogram.count >= 2
         assert histogram.max >= 0.2
+
+    def test_uvloop_is_sampled_too(self):
+        """uvloop's loop (uvicorn's with uvloop installed): the same block shows the same lag."""
+        uvloop = require_module("uvloop")
+
+        async def main():
+            time.sleep(0.2)
+            await asyncio.sleep(0.15)
+
+        with capture() as captured, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+        assert captured.histogram(LAG).max >= 0.2
 
     def test_sampler_cancelled_when_the_loop_stops(self):
         """After run_until_complete returns, no sampler callback is left scheduled on the loop."""

@@ -55,7 +55,7 @@ class TestUvicorn:
         """A plain ASGI app: one record per request; a stream measured to its last chunk; an app
         that raises or returns without a response is a 500; lifespan is not a request."""
         require_module("uvicorn")
-        with Served(tmp_path, uvicorn(PLAIN)) as server:
+        with Served(tmp_path, uvicorn("--loop", "asyncio", PLAIN)) as server:  # the others run on uvloop
             assert "last chunk\n" in requests.get(server.url("/stream"), timeout=30).text
             assert [200, 200, 500, 500] == get_all(server, ["/ok", "/ok", "/boom", "/empty"])
             assert stopped(server), server.output()
