@@ -66,6 +66,19 @@ if importlib.util.find_spec("fastapi") is not None:
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @api.get("/events")
+    async def events() -> StreamingResponse:
+        """A server-sent event stream that never ends by itself: the client ends it."""
+
+        async def forever():
+            n = 0
+            while True:
+                yield f"data: {n}\n\n".encode()
+                n += 1
+                await asyncio.sleep(0.05)
+
+        return StreamingResponse(forever(), media_type="text/event-stream")
+
     @router.get("/{name}/orders")
     async def orders(name: str) -> dict:
         return {"user": name, "orders": []}

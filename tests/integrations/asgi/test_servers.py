@@ -84,6 +84,20 @@ class TestUvicorn:
             assert stopped(server), server.output()
         assert extremes(server.points(), **{"http.route": "/stream"})[0] >= STREAM_PAUSE
 
+    def test_event_stream_measured_until_the_client_goes_away(self, tmp_path):
+        """A server-sent event stream the client closes after two events: recorded once, a 200
+        without error, when the client goes away (not when the server stops, which would cancel it)."""
+        require_module("fastapi")
+        with Served(tmp_path, uvicorn(FASTAPI)) as server:
+            with requests.get(server.url("/events"), stream=True, timeout=30) as response:
+                lines = response.iter_lines()
+                assert [b"data: 0", b"", b"data: 1"] == [next(lines) for _ in range(3)]
+            deadline = time.monotonic() + 10  # exported within the interval (1 s) once recorded
+            while time.monotonic() < deadline and not routes(server):
+                time.sleep(0.1)
+            assert stopped(server), server.output()
+        assert {("/events", 200, None): 1} == routes(server)
+
     def test_workers_started_by_spawn_count_every_request_once(self, tmp_path):
         """--workers 2 (processes started by spawn): the total is exactly what was sent."""
         require_module("fastapi")
