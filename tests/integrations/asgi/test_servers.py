@@ -8,6 +8,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from ...helpers import free_port, require_module
@@ -38,6 +39,11 @@ def get_all(server, paths, workers=8):
 
 def uvicorn(*options):
     return [server_binary("uvicorn"), "--host", "127.0.0.1", "--port", "{port}", "--no-access-log", *options]
+
+
+def gunicorn_uvicorn(app):
+    return [server_binary("gunicorn"), "--bind", "127.0.0.1:{port}", "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
+            app]
 
 
 def stopped(server):
@@ -107,14 +113,17 @@ class TestUvicorn:
             assert stopped(server), server.output()
         assert {("/loans/{loan_id}", 200, None): sent} == routes(server)
 
-    def test_one_prometheus_endpoint_sums_spawned_workers(self, tmp_path):
-        """INSTRUMENT_EXPORTERS=prometheus with --workers 2: the supervisor serves the endpoint, the
-        spawned workers forward to it, and one scrape shows exactly the requests sent."""
+    @pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn"])
+    def test_one_prometheus_endpoint_sums_the_workers(self, tmp_path, server_kind):
+        """INSTRUMENT_EXPORTERS=prometheus with two workers (uvicorn's, started by spawn; gunicorn's
+        uvicorn workers, forked): the parent serves the endpoint, the workers forward to it, and
+        one scrape shows exactly the requests sent."""
         require_module("fastapi")
         sent = 30
         port = free_port()
         env = {"INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{port}", "INSTRUMENT_INTERVAL": "0.2"}
-        with Served(tmp_path, uvicorn("--workers", "2", FASTAPI), env=env, exporters="prometheus") as server:
+        command = uvicorn("--workers", "2", FASTAPI) if server_kind == "uvicorn" else gunicorn_uvicorn(FASTAPI)
+        with Served(tmp_path, command, env=env, exporters="prometheus") as server:
             assert [200] * sent == get_all(server, [f"/loans/{n}" for n in range(sent)])
             total, body = scrape_requests(port, sent)
             assert stopped(server), server.output()
@@ -160,9 +169,7 @@ class TestGunicornUvicornWorker:
     def test_fastapi_routes_across_workers(self, tmp_path):
         """gunicorn -k uvicorn's worker: the app is served as ASGI (not wrapped as WSGI), counted once."""
         require_module("fastapi")
-        command = [server_binary("gunicorn"), "--bind", "127.0.0.1:{port}", "-w", "2",
-                   "-k", "uvicorn.workers.UvicornWorker", FASTAPI]
-        with Served(tmp_path, command, stop=signal.SIGTERM) as server:
+        with Served(tmp_path, gunicorn_uvicorn(FASTAPI)) as server:
             assert FASTAPI_STATUSES == get_all(server, FASTAPI_PATHS)
             assert stopped(server), server.output()
         assert FASTAPI_ROUTES == routes(server)
