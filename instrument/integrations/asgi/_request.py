@@ -72,7 +72,10 @@ class Request:
 
     async def send(self, message: Message) -> None:
         """The server's ``send``, noting the status and the last body message."""
-        kind = message.get("type")
+        try:
+            kind = message["type"]
+        except Exception:  # not a message: the server says what is wrong with it
+            return await self._send(message)
         if kind == "http.response.start":
             await self._send(message)
             status = message.get("status")
@@ -90,7 +93,7 @@ class Request:
     async def receive(self) -> Message:
         """The server's ``receive``; a client's disconnect ends the request."""
         message = await self._receive()
-        if not self.done and message.get("type") == "http.disconnect":
+        if not self.done and isinstance(message, dict) and message.get("type") == "http.disconnect":
             self.finish()
         return message
 

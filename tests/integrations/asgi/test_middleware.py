@@ -195,3 +195,18 @@ class TestWsgiWrapLeavesAsgiApps:
 
         app = Middleware(hello)
         assert (hello, app) == (wsgi.wrap(hello), wsgi.wrap(app))
+
+
+class TestWhatTheServerSees:
+    def test_a_malformed_message_reaches_the_server_as_it_is(self):
+        """An application that sends something that is not a message: the server's own error, unchanged."""
+
+        class Refusing(Connection):
+            async def send(self, message):
+                raise TypeError(f"server: {message!r} is not a message")
+
+        async def app(scope, receive, send):
+            await send(["not", "a", "dict"])
+
+        with pytest.raises(TypeError, match=r"server: \['not', 'a', 'dict'\] is not a message"):
+            Refusing().run(Middleware(app))
