@@ -14,10 +14,13 @@ MeterProvider and the default non-recording tracer), one mode installed at a tim
   keep-alive HTTP server on 127.0.0.1, ``AioHttpClientInstrumentor``.
 
 For the three with a server, the cost is the calling thread's CPU time per call (wall time
-on a loopback round trip is dominated by the server and the scheduler). Medians over the
-rounds; each mode's overhead over the bare call, and the ratio of instrument's overhead to
-OpenTelemetry's (target: at most 1/3). Sections whose server binary is missing are skipped
-with a line saying so.
+on a loopback round trip is dominated by the server and the scheduler), medians over the
+rounds. That moves by tens of microseconds from one round to the next on a shared machine,
+more than either overhead, so when valgrind is installed each mode also runs in fresh
+processes under callgrind, as tests/benchmarks/bench_http.py does: instructions per call,
+repeatable to the instruction, on which the target is judged. Each mode's overhead over
+the bare call, and the ratio of instrument's overhead to OpenTelemetry's (target: at most
+1/3). Sections whose server binary is missing are skipped with a line saying so.
 
 Run with ``python tests/benchmarks/bench_async.py [--rounds N]``.
 """
@@ -26,12 +29,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import gc
+import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
@@ -128,145 +137,213 @@ def asgi(rounds: int, requests: int) -> float:
                   medians, "ns/request")
 
 
-# --- servers: one mode installed at a time ----------------------------------------------
+# --- clients of a server: one mode installed at a time ----------------------------------
 
 
-def switcher(ours: list[str], otel: Any) -> Callable[[str], None]:
-    """A function that installs mode *name* (and uninstalls the others)."""
-    import instrument.auto
+@dataclass
+class Client:
+    """One client library to compare: how to instrument it each way, and how to make one call."""
 
-    def use(name: str) -> None:
-        instrument.auto.uninstall(ours)
-        if otel.is_instrumented_by_opentelemetry:
-            otel.uninstrument()
-        if name == OURS:
-            instrument.auto.install(include=ours)
-        elif name == OTEL:
-            otel.instrument(meter_provider=meter_provider())
-
-    return use
+    name: str
+    title: str
+    ours: str  # instrument's integration
+    otel: Callable[[], Any]  # makes OpenTelemetry's instrumentor
+    # target -> (one call, close): opened after the mode is installed (aiohttp's session must be)
+    open: Callable[[dict[str, Any]], tuple[Callable[[], Any], Callable[[], Any]]]
+    calls: int
 
 
-def per_mode(use: Callable[[str], None], measure: Callable[[], float]) -> dict[str, Callable[[], float]]:
-    """For each mode, a measurement that installs the mode (`switcher`'s *use*) and then runs *measure*."""
-
-    def installing(name: str) -> Callable[[], float]:
-        def run() -> float:
-            use(name)
-            return measure()
-
-        return run
-
-    return {name: installing(name) for name in (BARE, OURS, OTEL)}
-
-
-def cpu_per_call(call: Callable[[], Any], n: int) -> float:
-    start = thread_time_ns()
-    for _ in range(n):
-        call()
-    return (thread_time_ns() - start) / n
-
-
-def redis_section(rounds: int, calls: int) -> float | None:
+def open_redis(target: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
     import redis
+
+    client = redis.Redis(**target)
+    client.set("k", "v")
+    return lambda: client.get("k"), client.close
+
+
+def open_asyncpg(target: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import asyncpg
+
+    loop = asyncio.new_event_loop()
+    connection = loop.run_until_complete(asyncpg.connect(**target))
+
+    def close() -> None:
+        loop.run_until_complete(connection.close())
+        loop.close()
+
+    return lambda: loop.run_until_complete(connection.fetchval("SELECT 1")), close
+
+
+def open_aiohttp(target: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import aiohttp
+
+    loop = asyncio.new_event_loop()
+    session = loop.run_until_complete(make_session(aiohttp))
+
+    async def get() -> bytes:
+        async with session.get(target["url"]) as response:
+            return await response.read()
+
+    def close() -> None:
+        loop.run_until_complete(session.close())
+        loop.close()
+
+    return lambda: loop.run_until_complete(get()), close
+
+
+async def make_session(aiohttp: Any) -> Any:
+    return aiohttp.ClientSession()  # inside a running loop, as aiohttp wants
+
+
+def redis_otel() -> Any:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    from tests.integrations.db_servers import redis_server
-
-    with skipped_without("redis-server") as available:
-        if not available:
-            return None
-        with redis_server() as server:
-            client = redis.Redis(host=server.host, port=server.port, password=server.password)
-            client.set("k", "v")
-            use = switcher(["redis"], RedisInstrumentor())
-            medians = interleave(rounds, per_mode(use, lambda: cpu_per_call(lambda: client.get("k"), calls)))
-            use(BARE)
-    return report(f"redis GET on redis-server (127.0.0.1), calling thread's CPU, median of {rounds} rounds x "
-                  f"{calls} calls:", medians, "ns/call")
+    return RedisInstrumentor()
 
 
-def asyncpg_section(rounds: int, calls: int) -> float | None:
-    import asyncpg
+def asyncpg_otel() -> Any:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    from tests.integrations.db_servers import postgres_server
-
-    with skipped_without("initdb") as available:
-        if not available:
-            return None
-        with postgres_server() as server:
-            loop = asyncio.new_event_loop()
-            connection = loop.run_until_complete(asyncpg.connect(
-                host=server.host, port=server.port, user=server.user, password=server.password,
-                database=server.database))
-            use = switcher(["asyncpg"], AsyncPGInstrumentor())
-
-            async def run() -> float:
-                start = thread_time_ns()
-                for _ in range(calls):
-                    await connection.fetchval("SELECT 1")
-                return (thread_time_ns() - start) / calls
-
-            try:
-                medians = interleave(rounds, per_mode(use, lambda: loop.run_until_complete(run())))
-            finally:
-                use(BARE)
-                loop.run_until_complete(connection.close())
-                loop.close()
-    return report(f"asyncpg fetchval('SELECT 1') on PostgreSQL (127.0.0.1), event loop thread's CPU, median of "
-                  f"{rounds} rounds x {calls} calls:", medians, "ns/call")
+    return AsyncPGInstrumentor()
 
 
-def aiohttp_section(rounds: int, calls: int) -> float:
-    import aiohttp
+def aiohttp_otel() -> Any:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 
+    return AioHttpClientInstrumentor()
+
+
+CLIENTS = {
+    "redis": Client("redis", "redis GET on redis-server (127.0.0.1)", "redis", redis_otel, open_redis, 1_000),
+    "asyncpg": Client("asyncpg", "asyncpg fetchval('SELECT 1') on PostgreSQL (127.0.0.1)", "asyncpg", asyncpg_otel,
+                      open_asyncpg, 500),
+    "aiohttp": Client("aiohttp", "aiohttp ClientSession GET (keep-alive, 127.0.0.1)", "aiohttp_client",
+                      aiohttp_otel, open_aiohttp, 300),
+}
+
+
+def install(client: Client, mode: str, otel: Any) -> None:
+    """Put *client*'s library in *mode* (undoing the other modes)."""
+    import instrument.auto
+
+    instrument.auto.uninstall([client.ours])
+    if otel.is_instrumented_by_opentelemetry:
+        otel.uninstrument()
+    if mode == OURS:
+        instrument.auto.install(include=[client.ours])
+    elif mode == OTEL:
+        otel.instrument(meter_provider=meter_provider())
+
+
+def timed_calls(client: Client, target: dict[str, Any], calls: int) -> float:
+    """The calling thread's CPU ns per call, over *calls* calls after a warm-up."""
+    call, close = client.open(target)
+    try:
+        for _ in range(50):
+            call()
+        start = thread_time_ns()
+        for _ in range(calls):
+            call()
+        return (thread_time_ns() - start) / calls
+    finally:
+        close()
+
+
+def child(name: str, mode: str, target: str, calls: int) -> None:
+    """Run in a fresh process (under callgrind): *calls* calls of client *name* in *mode*."""
+    import instrument
+
+    instrument.configure(exporters=[], interval=3600.0)
+    client = CLIENTS[name]
+    install(client, mode, client.otel())
+    timed_calls(client, json.loads(target), calls)
+
+
+def instructions(name: str, mode: str, target: dict[str, Any], calls: int) -> int:
+    """Instructions a child process making *calls* calls in *mode* executes in all (callgrind)."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = os.path.join(directory, "callgrind.out")
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, "--child", name,
+             mode, json.dumps(target), str(calls)],
+            capture_output=True, text=True, check=True,
+        )
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no count:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def compare(client: Client, target: dict[str, Any], rounds: int) -> float:
+    """CPU time in this process (rounds interleaved), then, with valgrind, instructions per call
+    from fresh processes (300 calls minus 100, so start-up and warm-up cancel): the target is
+    judged on those, which repeat to the instruction where CPU time moves by tens of us."""
+    otel = client.otel()
+
+    def measure(mode: str) -> float:
+        install(client, mode, otel)
+        return timed_calls(client, target, client.calls)
+
+    modes = {mode: functools.partial(measure, mode) for mode in (BARE, OURS, OTEL)}
+    try:
+        medians = interleave(rounds, modes)
+    finally:
+        install(client, BARE, otel)
+    ratio = report(f"{client.title}, calling thread's CPU, median of {rounds} rounds x {client.calls} calls:",
+                   medians, "ns/call")
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts")
+        return ratio
+    counted = {mode: (instructions(client.name, mode, target, 300) - instructions(client.name, mode, target, 100)) / 200
+               for mode in (BARE, OURS, OTEL)}
+    return report(f"{client.title}, instructions per call (callgrind, 300 calls minus 100, fresh processes):",
+                  counted, "instr/call")
+
+
+def with_redis(rounds: int) -> float | None:
+    from tests.integrations.db_servers import redis_server
+
+    if not found("redis-server"):
+        return None
+    with redis_server() as server:
+        return compare(CLIENTS["redis"], {"host": server.host, "port": server.port, "password": server.password},
+                       rounds)
+
+
+def with_postgres(rounds: int) -> float | None:
+    from tests.integrations.db_servers import postgres_server
+
+    if not found("initdb"):
+        return None
+    with postgres_server() as server:
+        target = {"host": server.host, "port": server.port, "user": server.user, "password": server.password,
+                  "database": server.database}
+        return compare(CLIENTS["asyncpg"], target, rounds)
+
+
+def with_http_server(rounds: int) -> float:
     from tests.integrations.http_server import Server
 
     server = Server()
-    loop = asyncio.new_event_loop()
-    use = switcher(["aiohttp_client"], AioHttpClientInstrumentor())
-    url = server.url("/ok")
-
-    async def run() -> float:
-        async with aiohttp.ClientSession() as session:  # made after the mode is installed
-            async with session.get(url) as response:  # a connection in the pool
-                await response.read()
-            start = thread_time_ns()
-            for _ in range(calls):
-                async with session.get(url) as response:
-                    await response.read()
-            return (thread_time_ns() - start) / calls
-
     try:
-        medians = interleave(rounds, per_mode(use, lambda: loop.run_until_complete(run())))
+        return compare(CLIENTS["aiohttp"], {"url": server.url("/ok")}, rounds)
     finally:
-        use(BARE)
-        loop.close()
         server.close()
-    return report(f"aiohttp ClientSession GET (keep-alive, 127.0.0.1), event loop thread's CPU, median of {rounds} "
-                  f"rounds x {calls} calls:", medians, "ns/call")
 
 
-@contextlib.contextmanager
-def skipped_without(binary: str) -> Iterator[bool]:
-    """Whether *binary* can be found (the tests' own lookup); a line saying so when not."""
+def found(binary: str) -> bool:
+    """Whether the tests' own lookup finds server *binary*; a line saying the section is skipped if not."""
     from tests.integrations.db_servers import postgres_binary
 
     try:
         if binary == "initdb":
             postgres_binary("initdb")
-        else:
-            import shutil
-
-            if shutil.which(binary) is None:
-                raise FileNotFoundError(binary)
+        elif shutil.which(binary) is None:
+            raise FileNotFoundError(binary)
     except BaseException:  # pytest's skip is a BaseException
         print(f"\n({binary} is not installed: that section is skipped)")
-        yield False
-        return
-    yield True
+        return False
+    return True
 
 
 def main(rounds: int = 15) -> dict[str, float | None]:
@@ -275,13 +352,16 @@ def main(rounds: int = 15) -> dict[str, float | None]:
     instrument.configure(exporters=[], interval=3600.0)
     return {
         "asgi": asgi(rounds, 5_000),
-        "asyncpg": asyncpg_section(rounds, 500),
-        "redis": redis_section(rounds, 1_000),
-        "aiohttp_client": aiohttp_section(rounds, 300),
+        "asyncpg": with_postgres(rounds),
+        "redis": with_redis(rounds),
+        "aiohttp_client": with_http_server(rounds),
     }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    main(parser.parse_args().rounds)
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        parser.add_argument("--rounds", type=int, default=15)
+        main(parser.parse_args().rounds)
