@@ -23,34 +23,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from .._metrics import HISTOGRAM
+from .._metrics import HISTOGRAM, TIMER, error_name
 from . import Integration
 from ._tagged import Tagged
-from .dbapi import KEYS, Database, Databases, timed, timed_async
+from .dbapi import DURATION, KEYS, Database, Databases
 
 SYSTEM = "redis"
 BATCH_SIZE = "db.client.operation.batch.size"
 
+_duration = Tagged(DURATION, TIMER, "s", KEYS, integration="redis")
 _batch = Tagged(BATCH_SIZE, HISTOGRAM, "{command}", KEYS[:5], integration="redis")
-
-_OPS_LIMIT = 1024  # distinct command names whose tag is cached
-_ops: dict[object, str] = {}
-
-
-def _operation(args: tuple[Any, ...]) -> str:
-    """The command's name, upper case: ``args[0]`` as redis-py passes it."""
-    name = args[0] if args else None
-    found = _ops.get(name)
-    if found is None:
-        text = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
-        found = text.upper() or "OTHER"
-        if len(_ops) < _OPS_LIMIT:
-            _ops[name] = found
-    return found
-
 
 def _describe(pool: Any) -> Database:
     kwargs = pool.connection_kwargs
@@ -62,58 +48,81 @@ def _describe(pool: Any) -> Database:
 _databases = Databases(SYSTEM, _describe)
 _UNKNOWN = Database(SYSTEM)
 
-
-def _database(client: Any) -> Database:
-    """The tags of *client*'s server, described once per connection pool."""
-    return _databases.get(client.connection_pool) or _UNKNOWN
-
-
-def _command(function: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        return timed(_database(self), _operation(args), function, self, *args, **options)
-
-    return execute_command
+# (the server's tags, the command's name as redis-py gives it) -> the tag values of a call
+# that succeeds: one entry per server and command, however many clients a program makes.
+# Bounded: past the limit, each call computes its tags.
+_CACHE_LIMIT = 4096
+_tags: dict[tuple[tuple[Any, ...], object], tuple[Any, ...]] = {}
 
 
-def _async_command(function: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(function)
-    async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        return await timed_async(_database(self), _operation(args), function, self, *args, **options)
+def _tags_of(db: Database, name: object) -> tuple[Any, ...]:
+    key = (db.tags, name)
+    found = _tags.get(key)
+    if found is None:
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        found = (*db.tags, text.upper() or "OTHER", None)
+        if len(_tags) < _CACHE_LIMIT:
+            _tags[key] = found
+    return found
 
-    return execute_command
+
+def _command_tags(client: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A command's tags: ``db.operation.name`` is its name, ``args[0]``, upper case."""
+    return _tags_of(_databases.get(client.connection_pool) or _UNKNOWN, args[0] if args else None)
 
 
-def _batch_of(pipeline: Any) -> tuple[Database, str] | None:
-    """The tags of a pipeline's round trip, its size recorded; None when ``execute`` sends nothing."""
-    if not pipeline.command_stack and not pipeline.watching:
+def _pipeline_tags(pipeline: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A pipeline's round trip: ``MULTI`` or ``PIPELINE``, its size recorded; None when nothing is sent."""
+    stack = pipeline.command_stack
+    if not stack and not pipeline.watching:
         return None
-    db = _database(pipeline)
-    op = "MULTI" if pipeline.transaction or pipeline.explicit_transaction else "PIPELINE"
-    _batch.record((*db.tags, op), len(pipeline.command_stack))
-    return db, op
+    tags = _tags_of(_databases.get(pipeline.connection_pool) or _UNKNOWN,
+                    "MULTI" if pipeline.transaction or pipeline.explicit_transaction else "PIPELINE")
+    _batch.record(tags[:5], len(stack))
+    return tags
 
 
-def _execute(function: Callable[..., Any]) -> Callable[..., Any]:
+TagsOf = Callable[[Any, tuple[Any, ...]], "tuple[Any, ...] | None"]
+
+
+def _timed(function: Callable[..., Any], tags_of: TagsOf) -> Callable[..., Any]:
+    """*function* timed under ``tags_of(self, args)`` (None: not timed)."""
+
     @functools.wraps(function)
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        batch = _batch_of(self)
-        if batch is None:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tags = tags_of(self, args)
+        if tags is None:
             return function(self, *args, **kwargs)
-        return timed(*batch, function, self, *args, **kwargs)
+        start = perf_counter_ns()
+        try:
+            result = function(self, *args, **kwargs)
+        except BaseException as exc:
+            _duration.record((*tags[:5], error_name(type(exc))), perf_counter_ns() - start)
+            raise
+        _duration.record(tags, perf_counter_ns() - start)
+        return result
 
-    return execute
+    return method
 
 
-def _async_execute(function: Callable[..., Any]) -> Callable[..., Any]:
+def _async_timed(function: Callable[..., Any], tags_of: TagsOf) -> Callable[..., Any]:
+    """`_timed` for a coroutine method: timed until it completes."""
+
     @functools.wraps(function)
-    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        batch = _batch_of(self)
-        if batch is None:
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tags = tags_of(self, args)
+        if tags is None:
             return await function(self, *args, **kwargs)
-        return await timed_async(*batch, function, self, *args, **kwargs)
+        start = perf_counter_ns()
+        try:
+            result = await function(self, *args, **kwargs)
+        except BaseException as exc:
+            _duration.record((*tags[:5], error_name(type(exc))), perf_counter_ns() - start)
+            raise
+        _duration.record(tags, perf_counter_ns() - start)
+        return result
 
-    return execute
+    return method
 
 
 class RedisIntegration(Integration):
@@ -122,10 +131,7 @@ class RedisIntegration(Integration):
     min_version = (4, 2)
 
     def setup(self, module: ModuleType) -> None:  # redis.client or redis.asyncio.client
-        if module.__name__ == "redis.asyncio.client":
-            command, execute = _async_command, _async_execute
-        else:
-            command, execute = _command, _execute
-        self.patch(module.Redis, "execute_command", command)
-        self.patch(module.Pipeline, "immediate_execute_command", command)
-        self.patch(module.Pipeline, "execute", execute)
+        timed = _async_timed if module.__name__ == "redis.asyncio.client" else _timed
+        self.patch(module.Redis, "execute_command", lambda f: timed(f, _command_tags))
+        self.patch(module.Pipeline, "immediate_execute_command", lambda f: timed(f, _command_tags))
+        self.patch(module.Pipeline, "execute", lambda f: timed(f, _pipeline_tags))
