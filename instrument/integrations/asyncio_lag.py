@@ -15,6 +15,7 @@ loop, and uvloop's ``run_until_complete`` calls ``run_forever`` through it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import monotonic
 from types import ModuleType
 from typing import Any
 
@@ -41,11 +42,13 @@ class Sampler:
         self.due = 0.0
 
     def schedule(self, delay: float = INTERVAL) -> None:
-        self.due = self.loop.time() + delay
-        self.handle = self.loop.call_at(self.due, self.tick)
+        # Lateness is measured on the monotonic clock, not the loop's: uvloop's ``time()`` is
+        # libuv's, in whole milliseconds and read once per loop iteration.
+        self.due = monotonic() + delay
+        self.handle = self.loop.call_later(delay, self.tick)
 
     def tick(self) -> None:
-        late = self.loop.time() - self.due  # asyncio may run a callback up to its clock resolution early
+        late = monotonic() - self.due  # a loop may run a callback up to its clock's resolution early
         append(self.series, int(late * 1e9) if late > 0 else 0)
         self.schedule()
 
