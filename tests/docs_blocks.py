@@ -35,6 +35,8 @@ VARYING = (
     (re.compile(r"\bpid \d+\b"), "pid <pid>"),
     (re.compile(r"-?\b\d+(?:\.\d+)? ?(?:ns|us|ms|s)\b"), "<duration>"),
     (re.compile(r"\b\d+h \d\dm \d\ds\b|\b\d+m \d\ds\b"), "<duration>"),
+    # The event loop is sampled every 100 ms: its number of samples follows the run's length.
+    (re.compile(r"^(asyncio\.event_loop\.lag\s+)\d+\b", re.MULTILINE), r"\1<samples>"),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 
@@ -76,3 +77,49 @@ class TestFlaskService:
         assert 1 == sum(point["count"] for point in outgoing)
         assert {"http.request.method": "GET", "server.address": "127.0.0.1", "server.port": served.port,
                 "http.response.status_code": 200} == outgoing[0]["tags"]
+
+
+class TestFastAPIService:
+    def test_instrument_run_uvicorn_exports_asgi_db_http_client_and_loop_metrics(self, tmp_path):
+        """`instrument run -- uvicorn examples.fastapi_service:app`: requests (with FastAPI's path
+        templates), SQL, the outgoing aiohttp call and the event loop's lag measured."""
+        require_module("fastapi")
+        require_module("aiohttp")
+        command = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "examples.fastapi_service:app"]
+        served = Served(tmp_path, command, env={"LOANS_DB": str(tmp_path / "loans.sqlite3")}, stop=signal.SIGINT,
+                        launcher=[*instrument_command(), "run", "--"], exporters=None)
+        with served:
+            created = requests.post(served.url("/loans"), json={"amount": 1200}, timeout=30)
+            loan = created.json()["id"]
+            assert 200 == requests.get(served.url("/loans"), timeout=30).status_code
+            assert 200 == requests.get(served.url(f"/loans/{loan}"), timeout=30).status_code
+            assert 404 == requests.get(served.url("/loans/999"), timeout=30).status_code
+            quote = requests.get(served.url(f"/loans/{loan}/quote"), timeout=30)
+            assert 0 == served.stop(), served.output()  # Ctrl-C: uvicorn stops, the summary prints
+        assert 201 == created.status_code
+        assert {"id": loan, "amount": 1200, "annual_rate": 0.049, "yearly_interest": 58.8} == quote.json()
+        assert "instrument summary" in served.output()  # the default exporters: jsonl and the summary
+
+        points = served.points()
+        routes = Counter()
+        for point in points:
+            if point["name"] == "http.server.request.duration":
+                tags = point["tags"]
+                routes[(tags["http.request.method"], tags.get("http.route"), tags["http.response.status_code"])] += \
+                    point["count"]
+        assert {
+            ("POST", "/loans", 201): 1,
+            ("GET", "/loans", 200): 1,
+            ("GET", "/loans/{loan_id}", 200): 1,
+            ("GET", "/loans/{loan_id}", 404): 1,
+            ("GET", "/loans/{loan_id}/quote", 200): 1,
+            ("GET", "/rates", 200): 1,  # the outgoing call, answered by the same worker
+        } == routes
+        operations = {point["tags"].get("db.operation.name") for point in points
+                      if point["name"] == "db.client.operation.duration"}
+        assert {"INSERT", "SELECT"} <= operations
+        outgoing = [point for point in points if point["name"] == "http.client.request.duration"]
+        assert 1 == sum(point["count"] for point in outgoing)
+        assert {"http.request.method": "GET", "server.address": "127.0.0.1", "server.port": served.port,
+                "http.response.status_code": 200} == outgoing[0]["tags"]
+        assert sum(point["count"] for point in points if point["name"] == "asyncio.event_loop.lag") >= 1

@@ -5,7 +5,8 @@ distribution and minimum version it supports, an idempotent ``install(module)`` 
 an ``uninstall()`` that puts the original functions back. They are listed here, in
 `REGISTRY`, by dotted path, so listing them imports nothing; `instrument.auto.install()`
 schedules them with post-import hooks. A `Group` names several at once: ``wsgi`` is
-every WSGI server and framework integration (``wsgi.gunicorn``, ``wsgi.flask``, ...).
+every WSGI server and framework integration (``wsgi.gunicorn``, ``wsgi.flask``, ...), ``asgi``
+every ASGI one.
 
 To add an integration: a module here (or in a package such as ``wsgi/``) with an
 `Integration` subclass, and one `Entry` in `REGISTRY`. Its failures follow `_failures`.
@@ -36,11 +37,24 @@ class Group(NamedTuple):
 
 # Every name `instrument.auto` and ``--disable`` accept.
 REGISTRY: dict[str, Entry | Group] = {
+    "aiohttp_client": Entry(("aiohttp.client",), "instrument.integrations.aiohttp_client:AiohttpClientIntegration"),
+    "aiohttp_server": Entry(
+        ("aiohttp.web_protocol",), "instrument.integrations.aiohttp_server:AiohttpServerIntegration"
+    ),
+    "asgi": Group(("asgi.django", "asgi.fastapi", "asgi.hypercorn", "asgi.starlette", "asgi.uvicorn")),
+    "asgi.django": Entry(("django.core.handlers.asgi",), "instrument.integrations.asgi.django:DjangoIntegration"),
+    "asgi.fastapi": Entry(("fastapi.routing",), "instrument.integrations.asgi.fastapi:FastAPIIntegration"),
+    "asgi.hypercorn": Entry(("hypercorn.app_wrappers",), "instrument.integrations.asgi.hypercorn:HypercornIntegration"),
+    "asgi.starlette": Entry(("starlette.applications",), "instrument.integrations.asgi.starlette:StarletteIntegration"),
+    "asgi.uvicorn": Entry(("uvicorn.config",), "instrument.integrations.asgi.uvicorn:UvicornIntegration"),
+    "asyncio": Entry(("asyncio.base_events", "uvloop"), "instrument.integrations.asyncio_lag:AsyncioLagIntegration"),
+    "asyncpg": Entry(("asyncpg",), "instrument.integrations.asyncpg:AsyncpgIntegration"),
     "http_client": Entry(("http.client",), "instrument.integrations.http_client:HttpClientIntegration"),
     "httpx": Entry(("httpx",), "instrument.integrations.httpx:HttpxIntegration"),
     "psycopg": Entry(("psycopg",), "instrument.integrations.psycopg:PsycopgIntegration"),
     "psycopg2": Entry(("psycopg2",), "instrument.integrations.psycopg2:Psycopg2Integration"),
     "pymysql": Entry(("pymysql",), "instrument.integrations.pymysql:PyMySQLIntegration"),
+    "redis": Entry(("redis.client", "redis.asyncio.client"), "instrument.integrations.redis:RedisIntegration"),
     "requests": Entry(("requests",), "instrument.integrations.requests:RequestsIntegration"),
     "sqlite3": Entry(("sqlite3",), "instrument.integrations.sqlite3:Sqlite3Integration"),
     "urllib3": Entry(("urllib3",), "instrument.integrations.urllib3:Urllib3Integration"),

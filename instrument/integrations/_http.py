@@ -51,7 +51,7 @@ _duration = Tagged(
     TIMER,
     "s",
     ("http.request.method", "server.address", "server.port", "http.response.status_code", "error.type"),
-    integration=("http_client", "httpx", "requests", "urllib3"),
+    integration=("aiohttp_client", "http_client", "httpx", "requests", "urllib3"),
 )
 
 

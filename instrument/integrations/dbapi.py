@@ -44,6 +44,9 @@ from ._sql import operation
 from ._tagged import Tagged
 
 __all__ = [
+    "DURATION",
+    "KEYS",
+    "RETURNED_ROWS",
     "Database",
     "Databases",
     "async_fixed_method",
@@ -61,19 +64,20 @@ __all__ = [
 
 DURATION = "db.client.operation.duration"
 RETURNED_ROWS = "db.client.response.returned_rows"
-_KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.operation.name", "error.type")
+# The tags of every database operation, in this order (other data-store integrations share them).
+KEYS = ("db.system.name", "db.namespace", "server.address", "server.port", "db.operation.name", "error.type")
 # A row count past this is a driver's "unknown" sentinel (MySQL's 2**64 - 1), not rows.
 _MAX_ROWS = 2**62
 
-_DRIVERS = ("psycopg", "psycopg2", "pymysql", "sqlite3")  # named when recording fails
-_duration = Tagged(DURATION, TIMER, "s", _KEYS, integration=_DRIVERS)
-_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", _KEYS[:5], integration=_DRIVERS)
+_DRIVERS = ("asyncpg", "psycopg", "psycopg2", "pymysql", "redis", "sqlite3")  # named when recording fails
+_duration = Tagged(DURATION, TIMER, "s", KEYS, integration=_DRIVERS)
+_rows = Tagged(RETURNED_ROWS, HISTOGRAM, "{row}", KEYS[:5], integration=_DRIVERS)
 
 Namespace = Callable[[tuple[Any, ...], dict[str, Any], Any], str | None]
 
 
 class Database:
-    """What every record of one connection shares: its tags, in the order of `_KEYS`."""
+    """What every record of one connection shares: its tags, in the order of `KEYS`."""
 
     __slots__ = ("tags",)
 
@@ -146,7 +150,7 @@ def returned_rows(db: Database, op: str, cursor: Any) -> None:
         _rows.record((*db.tags, op), count)
 
 
-def timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def timed(db: Database, op: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``call(*args, **kwargs)``, its duration recorded under *op* (and its error, if any)."""
     start = perf_counter_ns()
     try:
@@ -158,7 +162,7 @@ def timed(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs:
     return result
 
 
-async def timed_async(db: Database, op: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def timed_async(db: Database, op: str, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """`timed` for a call that returns an awaitable: timed until it completes."""
     start = perf_counter_ns()
     try:

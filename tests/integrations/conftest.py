@@ -1,5 +1,5 @@
 """Fixtures shared by the integration tests: the real database servers (session-scoped)."""
 
-from .db_servers import mariadb, postgres
+from .db_servers import mariadb, postgres, redis
 
-__all__ = ["mariadb", "postgres"]
+__all__ = ["mariadb", "postgres", "redis"]

@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -196,6 +197,49 @@ def mariadb_server(superuser: bool = False, databases: tuple[str, ...] = ()) -> 
                 server.wait(10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Server]:
+    """redis-server in the foreground on 127.0.0.1, with a password and no persistence."""
+    binary = require_binary("redis-server")
+    root = _scratch_dir("instrument-redis-")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", root, "--save", "", "--appendonly", "no",
+         "--requirepass", PASSWORD, "--logfile", f"{root}/server.log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(f"AUTH {PASSWORD}\r\nPING\r\n".encode())
+                    answer = b""
+                    while b"PONG" not in answer and (chunk := probe.recv(100)):
+                        answer += chunk
+                    if b"PONG" in answer:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start (exit {server.poll()})")
+            time.sleep(0.05)
+        yield Server("127.0.0.1", port, "default", PASSWORD, "0")
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[Server]:
+    """A redis-server for the whole session (see `redis_server`)."""
+    with redis_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,21 @@ class Served:
         return [json.loads(line) for line in self.metrics.read_text().splitlines()]
 
 
+def scrape_requests(port: int, expected: int, timeout: float = 15.0) -> tuple[float, str]:
+    """Scrape the Prometheus endpoint on *port* until it counts *expected* server requests (or
+    *timeout* passes): (the count, the last body)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                    if line.startswith("http_server_request_duration_seconds_count"))
+        if total >= expected or time.monotonic() > deadline:
+            return total, body
+        time.sleep(0.2)
+
+
 def requests_by_tags(points: list[dict], *keys: str) -> Counter:
     """Count of measured requests per tuple of the tag values *keys* (None where absent)."""
     counts: Counter = Counter()

@@ -7,6 +7,7 @@ first measures and the others step aside.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -66,9 +67,18 @@ class Middleware:
         return f"<instrument.integrations.wsgi.Middleware {self.app!r}>"
 
 
+def is_asgi(app: Any) -> bool:
+    """Whether *app* is called as a coroutine function: an ASGI 3 application (gunicorn's
+    uvicorn worker loads one through ``wsgi()``), which a WSGI middleware must not wrap."""
+    if inspect.isclass(app) or not callable(app):
+        return False
+    # A function, or an instance whose class's __call__ is ``async def``.
+    return inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)
+
+
 def wrap(app: Any) -> Any:
-    """*app* wrapped in a `Middleware` (once: an app already wrapped is returned as is)."""
-    if isinstance(app, Middleware) or not callable(app):
+    """*app* wrapped in a `Middleware` (once: an app already wrapped, or an ASGI one, is returned as is)."""
+    if isinstance(app, Middleware) or not callable(app) or is_asgi(app):
         return app
     return Middleware(app)
 

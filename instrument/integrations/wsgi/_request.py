@@ -38,12 +38,13 @@ StartResponse = Callable[..., Any]
 KEY = "instrument.request"  # environ key: the request being measured by an outer layer
 DURATION = "http.server.request.duration"
 
-_duration = Tagged(
+# Recorded by the ASGI and aiohttp server integrations too: one metric, one list of tags.
+server_duration = Tagged(
     DURATION,
     TIMER,
     "s",
     ("http.request.method", "url.scheme", "http.response.status_code", "http.route", "error.type"),
-    integration="wsgi",
+    integration=("wsgi", "asgi", "aiohttp_server"),
 )
 _SCHEMES = {"http": "http", "https": "https"}
 # A name of this module for the imported dict each request looks its method up in: CPython
@@ -177,7 +178,7 @@ class Request:
                 error = self.handled or str(code)
             else:
                 error = None
-            _duration.record((self.method, self.scheme, code, self.route, error), elapsed)
+            server_duration.record((self.method, self.scheme, code, self.route, error), elapsed)
         except Exception:  # instrumentation never breaks the request
             failed("wsgi", "record a request", "that request is not recorded")
         if self.guard is not None:

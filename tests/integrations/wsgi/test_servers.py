@@ -18,6 +18,7 @@ from ..wsgi_servers import (
     Served,
     extremes,
     requests_by_tags,
+    scrape_requests,
     server_binary,
     total_requests,
 )
@@ -145,14 +146,7 @@ class TestUwsgi:
         with Served(tmp_path, command, stop=signal.SIGINT, env=env, exporters="prometheus") as server:
             assert [200] * sent == get_all(server, ["/slow"] * sent)
             wait_for_respawns(server)
-            deadline = time.monotonic() + 15
-            while True:
-                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                            if line.startswith("http_server_request_duration_seconds_count"))
-                if total >= sent or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            total, body = scrape_requests(port, sent)
             failures = [line for line in body.splitlines() if line.startswith("instrument_export_failures")]
             assert 0 == server.stop(), server.output()
         assert "Respawned uWSGI worker" in server.output()

@@ -1,0 +1,98 @@
+"""Measuring the requests an ASGI application serves: `serve`, and the `Middleware` built on it.
+
+Every way a request is measured goes through `serve`, by hand (`Middleware`) or from a
+server's or framework's hook (`wrap`, `measured_call`), so whichever layer runs first
+measures and the others step aside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ... import _record
+from .._failures import failed
+from ._request import Receive, Request, Scope, Send, current, enter, leave
+
+Application = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def serve(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
+    """Call *app* for one connection: an ``http`` request is measured, unless an outer layer
+    measures it; ``lifespan`` and ``websocket`` scopes pass through untouched."""
+    if scope.get("type") != "http" or current() is not None or not _record.ENABLED:
+        return await app(scope, receive, send)
+    try:
+        request = Request(scope, receive, send)
+    except Exception:  # e.g. a metric name already used by the application: serve unmeasured
+        failed("asgi", "measure a request", "requests are served unmeasured")
+        return await app(scope, receive, send)
+    token = enter(request)
+    try:
+        await app(scope, request.receive, request.send)
+    except BaseException as exc:
+        request.finish(exc)
+        raise
+    finally:
+        leave(token)
+    request.finish(returned=True)
+
+
+class Middleware:
+    """Measure every HTTP request *app* (an ASGI 3 application) serves; see
+    `instrument.integrations.asgi` for what is recorded.
+
+    >>> from instrument.integrations.asgi import Middleware
+    >>> app = Middleware(app)
+
+    Wrapping twice, or serving a wrapped app under ``instrument run``, still counts each
+    request once. Attributes other than ``app`` are looked up on *app*.
+    """
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Application) -> None:
+        if not callable(app):
+            raise TypeError(f"Middleware needs an ASGI application (a callable), got {app!r}")
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve(self.app, scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def __repr__(self) -> str:
+        return f"<instrument.integrations.asgi.Middleware {self.app!r}>"
+
+
+def wrap(app: Any) -> Any:
+    """*app* wrapped in a `Middleware` (once: an app already wrapped, or not callable, is returned as is)."""
+    if isinstance(app, Middleware) or not callable(app):
+        return app
+    return Middleware(app)
+
+
+def flush_at_stop(integration: str) -> None:
+    """Export what was recorded, within ``exit_timeout``: a server has served its last request
+    and may end its process without exit hooks. Never raises."""
+    try:
+        from ..._config import settings
+        from ..._pipeline import PIPELINE
+
+        PIPELINE.flush(settings.current.exit_timeout)
+    except Exception:
+        failed(integration, "flush as the server stops", "what the last interval recorded may be lost")
+
+
+def measured_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A replacement for a framework's ``async __call__(self, scope, receive, send)`` that serves
+    through `serve` (for `Integration.patch`)."""
+
+    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or current() is not None:
+            await original(self, scope, receive, send)
+        else:
+            await serve(original.__get__(self), scope, receive, send)
+
+    return __call__
