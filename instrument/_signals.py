@@ -74,7 +74,9 @@ def apply(wanted: bool, flush: Callable[[float], object] | None = None) -> None:
     if flush is not None:
         _flush = flush
     if threading.current_thread() is not threading.main_thread():
-        if wanted and not installed():
+        # Only where the handler would have been installed: a program with a SIGTERM
+        # handler of its own (gunicorn's master and workers) keeps it anyway.
+        if wanted and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             _log.warn_once(
                 "sigterm-thread",
                 "instrument: flush_on_sigterm is set, but instrument started on thread %r and only the "

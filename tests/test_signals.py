@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import instrument
-from instrument import _signals
+from instrument import _log, _signals
 from instrument._config import ConfigurationError
 
 SERVICE = textwrap.dedent("""
@@ -111,6 +111,26 @@ class TestConfigure:
         assert own is signal.getsignal(signal.SIGTERM)
         instrument.configure(flush_on_sigterm=False)
         assert own is signal.getsignal(signal.SIGTERM)
+
+    @pytest.mark.parametrize("own_handler", [False, True], ids=["default", "program's handler"])
+    def test_starting_on_another_thread_warns_only_where_the_handler_would_go(self, caplog, own_handler):
+        """Started by a first record on another thread (gunicorn's control thread, say), instrument
+        cannot install the handler: it says so when SIGTERM has its default disposition, and
+        stays quiet when the program has a handler of its own, which would have won anyway."""
+        def own(signum, frame):
+            """The program's handler."""
+
+        if own_handler:
+            signal.signal(signal.SIGTERM, own)
+        _signals.apply(False)
+        _log.forget("sigterm-thread")  # warned once per process: perhaps by an earlier test
+        caplog.set_level("WARNING", logger="instrument")
+        thread = threading.Thread(target=_signals.apply, args=(True,))
+        thread.start()
+        thread.join()
+        warned = [r for r in caplog.records if "flush_on_sigterm is set" in r.getMessage()]
+        assert (0 if own_handler else 1) == len(warned)
+        assert (own if own_handler else signal.SIG_DFL) is signal.getsignal(signal.SIGTERM)
 
     def test_only_the_main_thread_can_ask_for_it(self):
         """Python lets only the main thread set handlers: configure() says so from another."""
