@@ -42,7 +42,7 @@ def _response_for_exception(original: Callable[..., Any]) -> Callable[..., Any]:
 class DjangoIntegration(Integration):
     identifier = IDENTIFIER
     distribution = "django"
-    min_version = (3, 2)
+    min_version = (3, 1)
 
     def setup(self, module: ModuleType) -> None:  # django.core.handlers.wsgi
         self.patch(module.WSGIHandler, "__call__", measured_call)
