@@ -120,7 +120,7 @@ class Integration:
 
     identifier = ""
     distribution: str | None = None  # None: part of the standard library
-    min_version: tuple[int, ...] = ()
+    min_version: tuple[int, ...] = ()  # the lowest release tested: tox -e floors (tests/floors.py)
 
     def __init__(self) -> None:
         self.installed = False

@@ -51,7 +51,7 @@ def _handle_async(original: Callable[..., Any]) -> Callable[..., Any]:
 class HttpxIntegration(Integration):
     identifier = "httpx"
     distribution = "httpx"
-    min_version = (0, 23)
+    min_version = (0, 20)
 
     def setup(self, module: ModuleType) -> None:
         self.patch(module.HTTPTransport, "handle_request", _handle)

@@ -144,7 +144,7 @@ def hooks(extensions: Any) -> Hooks:
 class Psycopg2Integration(Integration):
     identifier = "psycopg2"
     distribution = "psycopg2"
-    min_version = (2, 7)
+    min_version = (2, 9, 5)
 
     def requirement(self, module: ModuleType) -> tuple[str | None, tuple[int, ...]]:
         """psycopg2 is published as ``psycopg2`` and as ``psycopg2-binary``: whichever is installed."""

@@ -103,7 +103,7 @@ def _content(original: property) -> property:
 class RequestsIntegration(Integration):
     identifier = "requests"
     distribution = "requests"
-    min_version = (2, 20)
+    min_version = (2, 21)
 
     def setup(self, module: ModuleType) -> None:
         from requests import adapters, models, sessions

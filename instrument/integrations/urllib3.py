@@ -1,9 +1,9 @@
-"""urllib3 (1.26 and 2.x): one record per attempt, retries each counted.
+"""urllib3 (1.23 and later, 2.x included): one record per attempt, retries each counted.
 
 ``HTTPConnectionPool._make_request`` performs exactly one attempt on the wire in
 both major versions (retries and redirects call it again). With urllib3 2.x and
 ``preload_content=True`` (the default of ``urlopen``/``request``) it also reads the
-body, so the duration includes it; with 1.26, or ``preload_content=False``, the
+body, so the duration includes it; with 1.x, or ``preload_content=False``, the
 duration ends at the response headers.
 """
 
@@ -34,7 +34,7 @@ def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
 class Urllib3Integration(Integration):
     identifier = "urllib3"
     distribution = "urllib3"
-    min_version = (1, 26)
+    min_version = (1, 23)
 
     def setup(self, module: ModuleType) -> None:
         from urllib3 import connectionpool

@@ -15,7 +15,7 @@ IDENTIFIER = "wsgi.django"
 class DjangoIntegration(Integration):
     identifier = IDENTIFIER
     distribution = "django"
-    min_version = (3, 2)
+    min_version = (3, 1)
 
     def setup(self, module: ModuleType) -> None:  # django.core.handlers.wsgi
         self.patch(module.WSGIHandler, "__call__", measured_call)

@@ -25,7 +25,7 @@ def _wsgi(original: Callable[..., Any]) -> Callable[..., Any]:
 class GunicornIntegration(Integration):
     identifier = "wsgi.gunicorn"
     distribution = "gunicorn"
-    min_version = (20,)
+    min_version = (20, 1)
 
     def setup(self, module: ModuleType) -> None:  # gunicorn.app.base
         self.patch(module.BaseApplication, "wsgi", _wsgi)

@@ -377,7 +377,7 @@ class UwsgiIntegration(Integration):
 
     identifier = "wsgi.uwsgi"
     distribution = "uwsgi"
-    min_version = (2,)
+    min_version = (2, 0, 21)
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ def _create_server(original: Callable[..., Any]) -> Callable[..., Any]:
 class WaitressIntegration(Integration):
     identifier = "wsgi.waitress"
     distribution = "waitress"
-    min_version = (2,)
+    min_version = (1, 3)
 
     def setup(self, module: ModuleType) -> None:
         self.patch(import_module("waitress.server"), "create_server", _create_server)
