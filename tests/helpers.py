@@ -24,6 +24,8 @@ GIL_ONLY = {
     # that installs on 3.13t needs glibc 2.38.
     "rotel": "rotel (an OpenTelemetry collector) publishes no free-threaded wheel",
     "psycopg2": "psycopg2 2.9 turns the GIL back on when imported (not declared free-threading safe)",
+    "asyncpg": "asyncpg publishes no free-threaded wheel",
+    "uvloop": "uvloop publishes no free-threaded wheel",
 }
 
 
