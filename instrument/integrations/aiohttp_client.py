@@ -89,7 +89,7 @@ def _start(original: Callable[..., Any]) -> Callable[..., Any]:
 class AiohttpClientIntegration(Integration):
     identifier = "aiohttp_client"
     distribution = "aiohttp"
-    min_version = (3, 8)
+    min_version = (3, 8, 3)
 
     def setup(self, module: ModuleType) -> None:  # aiohttp.client
         self.patch(import_module("aiohttp.connector").BaseConnector, "connect", _connect)

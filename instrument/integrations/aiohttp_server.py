@@ -103,7 +103,7 @@ def _handle_error(original: Callable[..., Any]) -> Callable[..., Any]:
 class AiohttpServerIntegration(Integration):
     identifier = IDENTIFIER
     distribution = "aiohttp"
-    min_version = (3, 8)
+    min_version = (3, 8, 3)
 
     def setup(self, module: ModuleType) -> None:  # aiohttp.web_protocol
         handler = module.RequestHandler

@@ -124,7 +124,7 @@ def _with(op_of: Operation, rows: Rows | None = None, connection: str = "_connec
 class AsyncpgIntegration(Integration):
     identifier = "asyncpg"
     distribution = "asyncpg"
-    min_version = (0, 27)
+    min_version = (0, 26)
 
     def setup(self, module: ModuleType) -> None:  # asyncpg
         connection = module.connection.Connection

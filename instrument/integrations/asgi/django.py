@@ -16,7 +16,7 @@ IDENTIFIER = "asgi.django"
 class DjangoIntegration(Integration):
     identifier = IDENTIFIER
     distribution = "django"
-    min_version = (3, 2)
+    min_version = (3, 1)
 
     def setup(self, module: ModuleType) -> None:  # django.core.handlers.asgi
         self.patch(module.ASGIHandler, "__call__", measured_call)

@@ -16,7 +16,7 @@ from .starlette import routed
 class FastAPIIntegration(Integration):
     identifier = "asgi.fastapi"
     distribution = "fastapi"
-    min_version = (0, 90)
+    min_version = (0, 65)
 
     def setup(self, module: ModuleType) -> None:  # fastapi.routing
         self.patch(module.APIRoute, "handle", routed())

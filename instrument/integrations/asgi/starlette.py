@@ -55,7 +55,7 @@ def routed(mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..., 
 class StarletteIntegration(Integration):
     identifier = IDENTIFIER
     distribution = "starlette"
-    min_version = (0, 20)
+    min_version = (0, 14, 2)
 
     def setup(self, module: ModuleType) -> None:  # starlette.applications
         self.patch(module.Starlette, "__call__", measured_call)

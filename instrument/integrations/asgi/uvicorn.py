@@ -46,7 +46,7 @@ def _shutdown(original: Callable[..., Any]) -> Callable[..., Any]:
 class UvicornIntegration(Integration):
     identifier = "asgi.uvicorn"
     distribution = "uvicorn"
-    min_version = (0, 20)
+    min_version = (0, 18, 1)
 
     def setup(self, module: ModuleType) -> None:  # uvicorn.config
         self.patch(module.Config, "load", _load)
