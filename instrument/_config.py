@@ -206,6 +206,11 @@ class Config:
     prometheus_address: tuple[str, int] = option(
         ("127.0.0.1", 9464), _parse_address, "where the `prometheus` exporter serves `/metrics`",
     )
+    prometheus_native_max_buckets: int = option(
+        0, _positive(int, allow_zero=True),
+        "most populated buckets of a native histogram on the `prometheus` endpoint (a wider one is served at a "
+        "coarser schema); `0`: no limit, every histogram at its own resolution (1.09 %)",
+    )
     statsd_address: tuple[str, int] = option(
         ("127.0.0.1", 8125), _parse_address, "where `statsd` and `dogstatsd` send datagrams",
     )

@@ -32,7 +32,7 @@ from instrument.testing import capture
 from ..helpers import counter_total, free_port, require_binary, require_module
 from .prometheus_support import (
     OPENMETRICS_ACCEPT,
-    PrometheusServer,
+    go_float,
     register_entry_point,
     samples,
     scrape,
@@ -47,62 +47,6 @@ def counter(name, value, tags=None, unit="", start=100.0):
 
 def batch(*points):
     return Batch(1, 0.0, 1.0, list(points), len(points))
-
-
-@pytest.fixture
-def exporter():
-    """A Prometheus exporter on a free port, fed by hand with export(); shut down after."""
-    created = PrometheusExporter(address=("127.0.0.1", 0))
-    yield created
-    created.shutdown()
-
-
-@pytest.fixture
-def endpoint():
-    """A Prometheus exporter on a free port wired into the pipeline (exports on flush())."""
-    created = PrometheusExporter(address=("127.0.0.1", 0))
-    instrument.flush(5.0)  # earlier tests' records go to earlier exporters
-    instrument.configure(exporters=[created], interval=3600.0, enabled=True)
-    yield created
-    instrument.flush(5.0)
-    instrument.configure(exporters=[], interval=10.0)
-    created.shutdown()
-
-
-@pytest.fixture
-def port_holder():
-    """Another process listening on a TCP port of 127.0.0.1; yields the port."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
-            import socket, sys
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen()
-            print(sock.getsockname()[1], flush=True)
-            sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert holder.stdout is not None
-    yield int(holder.stdout.readline())
-    holder.communicate("")
-
-
-@pytest.fixture
-def prometheus_server(tmp_path):
-    """Starts the real Prometheus server scraping the given targets every second."""
-    binary = require_binary("prometheus")
-    started = []
-
-    def start(*targets):
-        server = PrometheusServer(binary, tmp_path, list(targets))
-        started.append(server)
-        server.wait_ready()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 class TestTextFormat:
@@ -186,7 +130,7 @@ class TestTextFormat:
         exporter.export(batch(*captured.points))
         found = samples(scrape(exporter.url)[1])
         buckets = {key: int(value) for key, value in found.items() if key.startswith("prom_exact_size_bytes_bucket")}
-        expected = {f'prom_exact_size_bytes_bucket{{le="{_go(2.0**k)}"}}': sum(v <= 2**k for v in values)
+        expected = {f'prom_exact_size_bytes_bucket{{le="{go_float(2.0**k)}"}}': sum(v <= 2**k for v in values)
                     for k in range(6, 30)}
         expected['prom_exact_size_bytes_bucket{le="+Inf"}'] = len(values)
         assert expected == buckets
@@ -204,7 +148,7 @@ class TestTextFormat:
             instrument.record("prom.le.narrow", 500.0, unit="s")
         exporter.export(batch(*captured.points))
         second = _le_values(scrape(exporter.url)[1])
-        expected = [_go(b) for b in LE_SECONDS] + ["+Inf"]
+        expected = [go_float(b) for b in LE_SECONDS] + ["+Inf"]
         assert {"prom_le_narrow_seconds": expected, "prom_le_wide_seconds": expected} == first == second
 
     def test_timers_are_histograms_in_seconds(self, endpoint):
@@ -759,16 +703,6 @@ def _wait_for_port(port, process, log: Path, timeout=30.0):
         except OSError:
             time.sleep(0.1)
     pytest.fail(f"gunicorn did not listen within {timeout} s:\n{log.read_text()}")
-
-
-def _go(value):
-    """A float as Go (and so Prometheus' own clients) writes an le value."""
-    text = repr(value)
-    whole, _, fraction = text.partition(".")
-    if "e" in text or len(whole) <= 6:
-        return text
-    digits = (whole + fraction).rstrip("0")
-    return f"{digits[0]}.{digits[1:]}e+{len(whole) - 1:02d}" if len(digits) > 1 else f"{digits}e+{len(whole) - 1:02d}"
 
 
 def _le_values(body):

@@ -2,10 +2,12 @@
 
 Serves ``http://HOST:PORT/metrics`` (``prometheus_address``, default 127.0.0.1:9464)
 from a small threaded `http.server` on a daemon thread: the Prometheus text format
-0.0.4, or OpenMetrics 1.0 when the scraper's ``Accept`` header asks for
-``application/openmetrics-text``. Batches are deltas; the endpoint folds them into
-cumulative series (`Cumulative`): counters and histograms only grow, gauges keep the
-last value set (by whichever worker set it last). A scrape shows what was exported so
+0.0.4, OpenMetrics 1.0 when the scraper's ``Accept`` header asks for
+``application/openmetrics-text``, or the protobuf format with every histogram also
+as a native histogram when it asks for that (Prometheus with native histograms on).
+Batches are deltas; the endpoint folds them into cumulative series (`Cumulative`):
+counters and histograms only grow, gauges keep the last value set (by whichever
+worker set it last). A scrape shows what was exported so
 far, so it lags by up to one ``interval``.
 
 Pre-fork servers (gunicorn, uwsgi, multiprocessing): the process that creates the
@@ -23,7 +25,11 @@ One job per module, as prometheus_client splits exposition, negotiation, serving
 multiprocess support:
 
 - `_exporter`: `PrometheusExporter`, its roles (endpoint, forwarder, inert) and fork handling
-- `_text`: the text format and OpenMetrics: names, labels, ``le`` buckets, `render`
+- `_naming`: Prometheus names and labels of our metrics, for every format
+- `_text`: the text format and OpenMetrics: ``le`` buckets, numbers, `render`
+- `_protobuf`: the protobuf format (MetricFamily messages), `render_protobuf`
+- `_native`: our exponential buckets as a native histogram's schema, spans and deltas
+- `_wire`: protobuf's wire encoding, the few primitives `_protobuf` needs
 - `_negotiation`: which format and encoding the scraper's headers ask for
 - `_endpoint`: the owning process's HTTP server, forwarding listener and state, start to stop
 - `_forwarding`: a worker sending its points to the endpoint's process, and that process receiving them

@@ -25,7 +25,8 @@ from ... import _log, _threads
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
 from ._forwarding import ForwardServer
-from ._negotiation import accepts_gzip, wants_openmetrics
+from ._negotiation import OPENMETRICS, PROTOBUF, accepts_gzip, choose_format
+from ._protobuf import PROTOBUF_CONTENT_TYPE, render_protobuf
 from ._servers import TrackingServer, drop_inherited, serve
 from ._text import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, render
 
@@ -39,7 +40,8 @@ def format_address(address: tuple[str, int]) -> str:
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
-    """``GET /metrics``: the exposition the ``Accept`` header prefers, gzipped if accepted."""
+    """``GET /metrics``: the format the ``Accept`` header prefers (text, OpenMetrics or
+    protobuf with native histograms), gzipped if accepted."""
 
     server: MetricsServer
     timeout = 10  # seconds a client may take to send its request
@@ -59,10 +61,16 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         if self.path.partition("?")[0] != "/metrics":
             self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
             return
-        openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
-        body = render(self.server.cumulative.points(), openmetrics).encode()
+        chosen = choose_format(self.headers.get("Accept", ""))
+        points = self.server.cumulative.points()
+        if chosen == PROTOBUF:
+            body, content_type = render_protobuf(points, self.server.native_max_buckets), PROTOBUF_CONTENT_TYPE
+        elif chosen == OPENMETRICS:
+            body, content_type = render(points, openmetrics=True).encode(), OPENMETRICS_CONTENT_TYPE
+        else:
+            body, content_type = render(points).encode(), TEXT_CONTENT_TYPE
         self.send_response(200)
-        self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
+        self.send_header("Content-Type", content_type)
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=6)
             self.send_header("Content-Encoding", "gzip")
@@ -80,6 +88,7 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], cumulative: Cumulative) -> None:
         self.cumulative = cumulative
+        self.native_max_buckets = 0  # see `_native.native`; set by the exporters sharing the endpoint
         self.track()
         try:
             self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
