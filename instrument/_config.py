@@ -153,6 +153,39 @@ def _parse_path(name: str, value: object, from_env: bool) -> str:
     return value
 
 
+def _parse_classic_buckets(name: str, value: object, from_env: bool) -> dict[str, tuple[float, ...]]:
+    """``KEY=b1,b2,...;KEY2=...`` (or a mapping of KEY to numbers) into ascending boundaries
+    per KEY, a metric name or ``unit:UNIT``."""
+    where = _where(name, from_env)
+    if isinstance(value, str):
+        entries: list[tuple[object, Any]] = []
+        for item in value.split(";"):
+            if item.strip():
+                name_or_unit, sep, listed = item.partition("=")
+                if not sep:
+                    raise ConfigurationError(f"{where} has an entry without 'name=b1,b2,...': {item.strip()!r}")
+                entries.append((name_or_unit, listed.split(",")))
+    elif isinstance(value, Mapping):
+        entries = list(value.items())
+    else:
+        raise ConfigurationError(f"{where} is {value!r}; give {{name or 'unit:UNIT': [boundaries]}}")
+    found = {}
+    for raw_key, bounds in entries:
+        key = str(raw_key).strip()
+        if not key or key == "unit:":
+            raise ConfigurationError(f"{where} has an entry without a metric name or unit")
+        try:
+            numbers = sorted(float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{where}: the boundaries of {key!r} must be numbers, got {bounds!r}") from None
+        if not numbers or not all(map(math.isfinite, numbers)) or len(set(numbers)) != len(numbers):
+            raise ConfigurationError(
+                f"{where}: the boundaries of {key!r} must be distinct finite numbers, at least one, got {bounds!r}"
+            )
+        found[key] = tuple(numbers)
+    return found
+
+
 def option(default: Any, parse: Parser, help: str, *, shown: str | None = None, secret: bool = False) -> Any:
     """A `Config` option (typed ``Any``, so each attribute keeps its annotated type)."""
     return Option(default, parse, help, shown=shown, secret=secret)
@@ -202,6 +235,13 @@ class Config:
     disabled_integrations: tuple[str, ...] = option(
         (), _parse_integrations,
         "integrations `instrument.auto.install()` and `instrument run` leave out, comma-separated",
+    )
+    classic_buckets: dict[str, tuple[float, ...]] = option(
+        {}, _parse_classic_buckets,
+        "boundaries of classic histogram buckets (Prometheus `le`, OTLP explicit buckets) per metric or per unit: "
+        "`http.server.request.duration=0.05,0.1,0.25;unit:By=1024,65536`; others get powers of √2 by unit "
+        "(see [exporters](exporters.md#what-your-backend-shows))",
+        shown="powers of √2 by unit",
     )
     prometheus_address: tuple[str, int] = option(
         ("127.0.0.1", 9464), _parse_address, "where the `prometheus` exporter serves `/metrics`",

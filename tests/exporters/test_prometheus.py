@@ -22,10 +22,16 @@ from pathlib import Path
 import pytest
 
 import instrument
+from instrument._config import Config
 from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.memory import MemoryExporter
-from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter
+from instrument.exporters.prometheus import (
+    DEFAULT_CLASSIC_BOUNDS,
+    ENDPOINTS_VARIABLE,
+    ForwardingError,
+    PrometheusExporter,
+)
 from instrument.exporters.prometheus._frames import encode_frame
 from instrument.testing import capture
 
@@ -38,7 +44,7 @@ from .prometheus_support import (
     scrape,
 )
 
-LE_SECONDS = [2.0**k for k in range(-17, 7)]
+LE_SECONDS = DEFAULT_CLASSIC_BOUNDS["s"]
 
 
 def counter(name, value, tags=None, unit="", start=100.0):
@@ -122,7 +128,7 @@ class TestTextFormat:
         assert {'alike_total{net_peer="a"}': "3", 'alike_total{ok="true"}': "12"} == samples(scrape(exporter.url)[1])
 
     def test_histogram_buckets_sum_and_count_are_exact(self, exporter):
-        """Each le count is the number of recorded values <= le, powers of two included; +Inf is the count."""
+        """Each le count is the number of recorded values <= le, boundaries included; +Inf is the count."""
         values = [-3, 0, 0.5, 1, 63, 64, 64.5, 100, 1024, 1025, 5000, 2**29, 1e12]
         with capture() as captured:
             for value in values:
@@ -130,8 +136,8 @@ class TestTextFormat:
         exporter.export(batch(*captured.points))
         found = samples(scrape(exporter.url)[1])
         buckets = {key: int(value) for key, value in found.items() if key.startswith("prom_exact_size_bytes_bucket")}
-        expected = {f'prom_exact_size_bytes_bucket{{le="{go_float(2.0**k)}"}}': sum(v <= 2**k for v in values)
-                    for k in range(6, 30)}
+        expected = {f'prom_exact_size_bytes_bucket{{le="{go_float(b)}"}}': sum(v <= b for v in values)
+                    for b in DEFAULT_CLASSIC_BOUNDS["By"]}
         expected['prom_exact_size_bytes_bucket{le="+Inf"}'] = len(values)
         assert expected == buckets
         assert str(len(values)) == found["prom_exact_size_bytes_count"]
@@ -150,6 +156,26 @@ class TestTextFormat:
         second = _le_values(scrape(exporter.url)[1])
         expected = [go_float(b) for b in LE_SECONDS] + ["+Inf"]
         assert {"prom_le_narrow_seconds": expected, "prom_le_wide_seconds": expected} == first == second
+
+    def test_classic_buckets_are_configured_per_metric_or_per_unit(self):
+        """classic_buckets: a metric's own boundaries, else its unit's, else the default."""
+        configured = Config(prometheus_address=("127.0.0.1", 0),
+                            classic_buckets={"prom.slo": (0.1, 0.3), "unit:By": (1024.0,)})
+        created = PrometheusExporter(configured)
+        try:
+            with capture() as captured:
+                for value in (0.05, 0.2, 0.5):
+                    instrument.record("prom.slo", value, unit="s")
+                    instrument.record("prom.other", value, unit="s")
+                instrument.record("prom.payload", 2000, unit="By")
+            created.export(batch(*captured.points))
+            found = _le_values(scrape(created.url)[1])
+            buckets = samples(scrape(created.url)[1])
+        finally:
+            created.shutdown()
+        assert {"prom_slo_seconds": ["0.1", "0.3", "+Inf"], "prom_payload_bytes": ["1024.0", "+Inf"],
+                "prom_other_seconds": [go_float(b) for b in LE_SECONDS] + ["+Inf"]} == found
+        assert ["1", "2", "3"] == [buckets[f'prom_slo_seconds_bucket{{le="{le}"}}'] for le in ("0.1", "0.3", "+Inf")]
 
     def test_timers_are_histograms_in_seconds(self, endpoint):
         """A timer shows as a _seconds histogram with exact count."""

@@ -41,9 +41,9 @@ multiprocess support:
 
 from __future__ import annotations
 
-from ..._buckets import BOUNDARY_EXPONENTS
+from ..._buckets import DEFAULT_CLASSIC_BOUNDS
 from ._exporter import DEFAULT_ADDRESS, PrometheusExporter
 from ._forwarding import ForwardingError
 from ._registry import ENDPOINTS_VARIABLE
 
-__all__ = ["BOUNDARY_EXPONENTS", "DEFAULT_ADDRESS", "ENDPOINTS_VARIABLE", "ForwardingError", "PrometheusExporter"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_CLASSIC_BOUNDS", "ENDPOINTS_VARIABLE", "ForwardingError", "PrometheusExporter"]

@@ -18,6 +18,7 @@ import secrets
 import socket
 import socketserver
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -62,13 +63,15 @@ class _MetricsHandler(BaseHTTPRequestHandler):
             self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
             return
         chosen = choose_format(self.headers.get("Accept", ""))
-        points = self.server.cumulative.points()
+        server = self.server
+        points = server.cumulative.points()
         if chosen == PROTOBUF:
-            body, content_type = render_protobuf(points, self.server.native_max_buckets), PROTOBUF_CONTENT_TYPE
+            body = render_protobuf(points, server.native_max_buckets, server.classic_buckets)
+            content_type = PROTOBUF_CONTENT_TYPE
         elif chosen == OPENMETRICS:
-            body, content_type = render(points, openmetrics=True).encode(), OPENMETRICS_CONTENT_TYPE
+            body, content_type = render(points, True, server.classic_buckets).encode(), OPENMETRICS_CONTENT_TYPE
         else:
-            body, content_type = render(points).encode(), TEXT_CONTENT_TYPE
+            body, content_type = render(points, False, server.classic_buckets).encode(), TEXT_CONTENT_TYPE
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
@@ -88,7 +91,9 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], cumulative: Cumulative) -> None:
         self.cumulative = cumulative
-        self.native_max_buckets = 0  # see `_native.native`; set by the exporters sharing the endpoint
+        # Set by the exporters sharing the endpoint: `_native.native`'s limit, `classic_buckets`.
+        self.native_max_buckets = 0
+        self.classic_buckets: Mapping[str, tuple[float, ...]] = {}
         self.track()
         try:
             self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]

@@ -41,13 +41,14 @@ class PrometheusExporter(Exporter):
     """
 
     name = "prometheus"
-    options = ("prometheus_address", "prometheus_native_max_buckets")
+    options = ("prometheus_address", "prometheus_native_max_buckets", "classic_buckets")
 
     def __init__(self, config: Config | None = None, address: tuple[str, int] | None = None) -> None:
         super().__init__(config)
         if address is None:
             address = config.prometheus_address if config is not None else DEFAULT_ADDRESS
         self.native_max_buckets = config.prometheus_native_max_buckets if config is not None else 0
+        self.classic_buckets = config.classic_buckets if config is not None else {}
         self.address: tuple[str, int] = (str(address[0]), int(address[1]))
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -80,7 +81,8 @@ class PrometheusExporter(Exporter):
             return
         self._endpoint = found
         self.address = found.address
-        found.http.native_max_buckets = self.native_max_buckets  # the latest exporter's setting wins
+        found.http.native_max_buckets = self.native_max_buckets  # the latest exporter's settings win
+        found.http.classic_buckets = self.classic_buckets
 
     def _warn_cannot_listen(self, exc: OSError) -> None:
         where = format_address(self.address)

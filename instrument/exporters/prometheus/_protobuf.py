@@ -26,8 +26,9 @@ The messages (field numbers of prometheus/client_model's ``metrics.proto``)::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-from ..._buckets import boundary_exponents, cumulative_counts
+from ..._buckets import classic_bounds, cumulative_counts
 from ..._histogram import HistogramData
 from ..._model import Kind, Point
 from ._naming import distinct, families
@@ -41,9 +42,11 @@ PROTOBUF_CONTENT_TYPE = "application/vnd.google.protobuf; proto=io.prometheus.cl
 _TYPES = {Kind.COUNTER: 0, Kind.GAUGE: 1, Kind.HISTOGRAM: 4}
 
 
-def render_protobuf(points: list[Point], max_buckets: int = 0) -> bytes:
+def render_protobuf(points: list[Point], max_buckets: int = 0,
+                    classic: Mapping[str, tuple[float, ...]] | None = None) -> bytes:
     """Cumulative *points* as length-delimited MetricFamily messages; native histograms
-    keep at most *max_buckets* populated buckets if it is not 0 (`_native.native`)."""
+    keep at most *max_buckets* populated buckets if it is not 0 (`_native.native`);
+    *classic*: the configured ``classic_buckets``."""
     out = []
     for names, kind, series in families(points):
         first = series[0]
@@ -51,26 +54,24 @@ def render_protobuf(points: list[Point], max_buckets: int = 0) -> bytes:
         family = [string(1, names.family), string(2, about), uint(3, _TYPES[Kind(kind)])]
         for pairs, point in distinct(series, kind == Kind.HISTOGRAM):
             labels = b"".join(message(1, string(1, label) + string(2, value)) for label, value in pairs)
-            family.append(message(4, labels + _value(point, max_buckets)))
+            family.append(message(4, labels + _value(point, max_buckets, classic or {})))
         encoded = b"".join(family)
         out.append(varint(len(encoded)) + encoded)
     return b"".join(out)
 
 
-def _value(point: Point, max_buckets: int) -> bytes:
+def _value(point: Point, max_buckets: int, classic: Mapping[str, tuple[float, ...]]) -> bytes:
     if point.kind == Kind.HISTOGRAM:
         histogram = point.histogram or HistogramData(count=0, sum=0.0, min=math.inf, max=-math.inf)
-        return message(7, _histogram(histogram, point.unit, max_buckets))
+        return message(7, _histogram(histogram, classic_bounds(point.name, point.unit, classic), max_buckets))
     value = float(point.value or 0)
     return message(3 if point.kind == Kind.COUNTER else 2, double(1, value))
 
 
-def _histogram(histogram: HistogramData, unit: str, max_buckets: int) -> bytes:
+def _histogram(histogram: HistogramData, bounds: tuple[float, ...], max_buckets: int) -> bytes:
     fields = [uint(1, histogram.count), double(2, float(histogram.sum))]
-    if histogram.scale >= 0:  # classic buckets: the text format's powers of two (exact at scales >= 0)
-        exponents = boundary_exponents(unit)
-        for exponent, count in zip(exponents, cumulative_counts(histogram, exponents), strict=True):
-            fields.append(message(3, uint(1, count) + double(2, 2.0**exponent)))
+    for bound, count in zip(bounds, cumulative_counts(histogram, bounds), strict=True):  # the text format's
+        fields.append(message(3, uint(1, count) + double(2, bound)))
     found = native(histogram, max_buckets)
     if found is not None:
         fields += [sint(5, found.schema), double(6, ZERO_THRESHOLD), uint(7, found.zero_count)]

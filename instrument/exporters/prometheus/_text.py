@@ -5,13 +5,14 @@ of the two a scraper gets is `_negotiation`'s business, serving it `_endpoint`'s
 
 Names and labels are `_naming`'s.
 
-Histogram buckets: every histogram series has the same fixed ``le`` boundaries,
-powers of two chosen by unit (`instrument._buckets.BOUNDARY_EXPONENTS`: 2**-17 s to
-2**6 s for seconds, 64 B to 512 MiB for bytes, ...) plus ``+Inf``. A power of two is
-a bucket boundary of the exponential histograms at every scale >= 0, so each
-cumulative count is exact with respect to the recorded buckets; values below the
-first boundary (zero and negative values too) count in every bucket, values above
-the last only in ``+Inf``. ``_count`` and ``_sum`` are exact (a ``_sum`` that
+Histogram buckets: every histogram series of a metric has the same fixed ``le``
+boundaries, `instrument._buckets.classic_bounds` (by default powers of sqrt(2) chosen
+by unit: 2**-14 s to 2**6 s for seconds, 64 B to 512 MiB for bytes, ...; or the
+``classic_buckets`` configured for the metric or its unit) plus ``+Inf``. The default
+boundaries are bucket boundaries of the exponential histograms, so each cumulative
+count is exact with respect to the recorded buckets; values below the first boundary
+(zero and negative values too) count in every bucket, values above the last only in
+``+Inf``. ``_count`` and ``_sum`` are exact (a ``_sum`` that
 overflowed shows as ``+Inf``). OpenMetrics forbids a ``_sum`` once negative values
 were recorded, so it is left out there.
 """
@@ -19,9 +20,10 @@ were recorded, so it is left out there.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 
-from ..._buckets import boundary_exponents, cumulative_counts
+from ..._buckets import classic_bounds, cumulative_counts
 from ..._model import Kind, Point
 from ._naming import distinct, families
 
@@ -55,11 +57,11 @@ def _number(value: int | float | None) -> str:
     return repr(float(value))
 
 
-@lru_cache(maxsize=256)
-def _le(exponent: int) -> str:
-    """2**exponent written as Go's shortest %g does (exponent notation from 1e6), like
+@lru_cache(maxsize=1024)
+def _le(bound: float) -> str:
+    """*bound* written as Go's shortest %g does (exponent notation from 1e6), like
     Prometheus' own clients write ``le``, but keeping Python's ``.0`` as prometheus_client does."""
-    text = repr(2.0**exponent)
+    text = repr(float(bound))
     whole, _, fraction = text.partition(".")
     if "e" in text or len(whole) <= 6:
         return text
@@ -76,8 +78,10 @@ def _escape_help(text: str, openmetrics: bool) -> str:
     return text.replace('"', '\\"') if openmetrics else text
 
 
-def render(points: list[Point], openmetrics: bool = False) -> str:
-    """Cumulative *points* in the text format 0.0.4, or in OpenMetrics 1.0."""
+def render(points: list[Point], openmetrics: bool = False,
+           classic: Mapping[str, tuple[float, ...]] | None = None) -> str:
+    """Cumulative *points* in the text format 0.0.4, or in OpenMetrics 1.0; *classic*: the
+    configured ``classic_buckets``."""
     out: list[str] = []
     for names, kind, series in families(points):
         first = series[0]
@@ -90,7 +94,7 @@ def render(points: list[Point], openmetrics: bool = False) -> str:
         for pairs, point in distinct(series, kind == Kind.HISTOGRAM):
             labels = _labels(pairs)
             if kind == Kind.HISTOGRAM and point.histogram is not None:
-                _histogram_lines(out, names.family, labels, point, openmetrics)
+                _histogram_lines(out, names.family, labels, point, openmetrics, classic or {})
                 continue
             sample = names.om_family + "_total" if kind == Kind.COUNTER else names.family
             out.append(_sample(sample, labels, _number(point.value)))
@@ -105,13 +109,14 @@ def _sample(name: str, labels: str, value: str) -> str:
     return f"{name}{{{labels}}} {value}\n" if labels else f"{name} {value}\n"
 
 
-def _histogram_lines(out: list[str], family: str, labels: str, point: Point, openmetrics: bool) -> None:
+def _histogram_lines(out: list[str], family: str, labels: str, point: Point, openmetrics: bool,
+                     classic: Mapping[str, tuple[float, ...]]) -> None:
     histogram = point.histogram
     assert histogram is not None
-    exponents = boundary_exponents(point.unit)
+    bounds = classic_bounds(point.name, point.unit, classic)
     prefix = labels + "," if labels else ""
-    for exponent, count in zip(exponents, cumulative_counts(histogram, exponents), strict=True):
-        out.append(f'{family}_bucket{{{prefix}le="{_le(exponent)}"}} {count}\n')
+    for bound, count in zip(bounds, cumulative_counts(histogram, bounds), strict=True):
+        out.append(f'{family}_bucket{{{prefix}le="{_le(bound)}"}} {count}\n')
     out.append(f'{family}_bucket{{{prefix}le="+Inf"}} {histogram.count}\n')
     out.append(_sample(family + "_count", labels, str(histogram.count)))
     if not (openmetrics and (histogram.negative or histogram.min < 0)):
