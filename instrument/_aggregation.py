@@ -53,6 +53,14 @@ class Aggregator:
         """Empty the buffers without aggregating (instrumentation switched off)."""
         return _buffers.drain(lambda series, values: None)
 
+    def empty(self) -> bool:
+        """Whether a snapshot now would have no point: nothing aggregated, no gauge set."""
+        if self._counters or self._histograms:
+            return False
+        return not any(
+            series.changed for metric in all_metrics() if metric.kind == GAUGE for series in metric.all_series()
+        )
+
     def snapshot(self, seq: int) -> Batch:
         """This interval's points; the state restarts empty."""
         self.add(_BUFFER_FULL, _buffers.DROPPED.take())

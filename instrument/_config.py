@@ -210,6 +210,11 @@ class Config:
         "comma-separated names (`jsonl,console`); `configure()` also takes exporter objects",
     )
     interval: float = option(10.0, _positive(float), "seconds between exports")
+    live_interval: float = option(
+        0.5, _positive(float, allow_zero=True),
+        "seconds between the batches live exporters (`prometheus`) get: a scrape shows what every process "
+        "recorded up to this long before it; `0`: every `interval`",
+    )
     jsonl_path: str = option(
         "./instrument-metrics.jsonl", _parse_path,
         "file the `jsonl` exporter appends to (made absolute when the exporter starts)",

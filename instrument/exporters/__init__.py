@@ -77,7 +77,13 @@ class Exporter:
     as `Option` objects (``Option(default, parse, help, name="acme_url")``): they are
     then ``configure(acme_url=...)`` and ``INSTRUMENT_ACME_URL`` like instrument's own,
     and it reads them with ``config.option("acme_url")``.
+
+    A `live` exporter (one that serves what was recorded, such as a scrape endpoint)
+    gets a batch every ``live_interval`` seconds, each the records since the one
+    before, instead of one per ``interval``; the others still get one per interval.
     """
+
+    live = False
 
     name = "exporter"
     options: tuple[str | Option, ...] = ()

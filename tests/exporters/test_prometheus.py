@@ -323,6 +323,39 @@ class TestSameProcess:
             scrape(second.url)
 
 
+class TestLiveScrapes:
+    def test_a_scrape_shows_what_workers_recorded_without_a_flush(self, endpoint):
+        """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process
+        and a running forked worker recorded (both send live batches every live_interval)."""
+        instrument.count("prom.live.records", 2, tags={"who": "parent"})
+        ready, go = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                instrument.count("prom.live.records", 5, tags={"who": "worker"})
+                os.write(ready[1], b"r")
+                os.read(go[0], 1)  # stays alive, unflushed, until the parent has seen the records
+                code = 0
+            finally:
+                os._exit(code)
+        try:
+            assert b"r" == os.read(ready[0], 1)
+            deadline = time.monotonic() + 10.0
+            found = {}
+            while time.monotonic() < deadline:
+                found = samples(scrape(endpoint.url)[1])
+                if found.get('prom_live_records_total{who="worker"}') == "5":
+                    break
+                time.sleep(0.05)
+            assert ("2", "5") == (
+                found.get('prom_live_records_total{who="parent"}'), found.get('prom_live_records_total{who="worker"}')
+            )
+        finally:
+            os.write(go[1], b"g")
+            os.waitpid(pid, 0)
+
+
 class TestFork:
     def test_children_and_grandchildren_add_up_at_the_parent(self, endpoint):
         """Records of forked children and a grandchild show up exactly at the parent's endpoint."""

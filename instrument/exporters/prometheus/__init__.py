@@ -7,8 +7,9 @@ from a small threaded `http.server` on a daemon thread: the Prometheus text form
 as a native histogram when it asks for that (Prometheus with native histograms on).
 Batches are deltas; the endpoint folds them into cumulative series (`Cumulative`):
 counters and histograms only grow, gauges keep the last value set (by whichever
-worker set it last). A scrape shows what was exported so
-far, so it lags by up to one ``interval``.
+worker set it last). The exporter is ``live``: the pipeline
+hands it a batch every ``live_interval`` (0.5 s), here and in the workers, so a
+scrape lags by about that much, not by an ``interval``.
 
 Pre-fork servers (gunicorn, uwsgi, multiprocessing): the process that creates the
 exporter owns the endpoint, with everything set up at construction. The exporter is

@@ -41,6 +41,7 @@ class PrometheusExporter(Exporter):
     """
 
     name = "prometheus"
+    live = True  # batches every live_interval: a scrape is at most that old
     options = ("prometheus_address", "prometheus_native_max_buckets", "classic_buckets")
 
     def __init__(self, config: Config | None = None, address: tuple[str, int] | None = None) -> None:
