@@ -219,6 +219,11 @@ class Config:
         "./instrument-metrics.jsonl", _parse_path,
         "file the `jsonl` exporter appends to (made absolute when the exporter starts)",
     )
+    runtime_metrics: bool = option(
+        True, _parse_bool,
+        "process and runtime metrics in every batch: `process.cpu.time`, `process.memory.usage`, "
+        "`cpython.gc.collections`, ... (see [exporters](exporters.md#process-and-runtime-metrics))",
+    )
     cardinality_limit: int = option(
         2000, _positive(int),
         "tag sets per metric; further ones share one series tagged `otel.metric.overflow=true`, with one warning",

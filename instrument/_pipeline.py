@@ -495,7 +495,7 @@ class Pipeline:
             if self.aggregator.empty():
                 return moved
             self._seq += 1
-            batch = self.aggregator.snapshot(self._seq)
+            batch = self.aggregator.snapshot(self._seq, settings.current.runtime_metrics)
             for worker in workers:
                 if worker.live:
                     worker.submit(batch, between=True)
@@ -513,7 +513,7 @@ class Pipeline:
             return None
         self.aggregator.drain()
         self._seq += 1
-        batch = self.aggregator.snapshot(self._seq)
+        batch = self.aggregator.snapshot(self._seq, settings.current.runtime_metrics)
         held, self._held = self._held, None
         whole = batch if held is None else _joined(held, batch)  # the interval's, for all but the live
         for worker in self._current_workers():

@@ -18,6 +18,7 @@ from instrument._buckets import classic_bounds
 from instrument._config import ConfigurationError, settings
 from instrument._histogram import HistogramState
 from instrument._model import Batch, Point
+from instrument._process import is_runtime_metric
 from instrument.exporters import MissingDependency
 from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_counts
 
@@ -49,8 +50,11 @@ def bucket_index(value, scale):
 
 
 def ours(received: Received) -> dict:
-    """The metrics of one request, without instrument's self-metrics."""
-    return {name: metric for name, metric in metrics_by_name(received).items() if not name.startswith("instrument.")}
+    """The metrics of one request, without instrument's self-metrics and the runtime metrics."""
+    return {
+        name: metric for name, metric in metrics_by_name(received).items()
+        if not name.startswith("instrument.") and not is_runtime_metric(name)
+    }
 
 
 @pytest.fixture

@@ -323,6 +323,53 @@ class TestSameProcess:
             scrape(second.url)
 
 
+class TestRuntimeMetrics:
+    def test_semantic_convention_and_prometheus_client_names(self, endpoint):
+        """The process's metrics show under OpenTelemetry's names and prometheus_client's defaults."""
+        assert instrument.flush(5.0)
+        found = samples(scrape(endpoint.url)[1])
+        for name in ('process_cpu_time_seconds_total{cpu_mode="user"}', "process_memory_usage_bytes",
+                     'cpython_gc_collections_total{cpython_gc_generation="0"}', "process_cpu_seconds_total",
+                     "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
+                     "process_max_fds", "process_start_time_seconds", 'python_gc_collections_total{generation="2"}',
+                     'python_gc_objects_collected_total{generation="0"}'):
+            assert float(found[name]) >= 0, name
+        assert abs(float(found["process_start_time_seconds"]) - _started()) < 5
+        info = next(key for key in found if key.startswith("python_info{"))
+        assert f'major="{sys.version_info[0]}"' in info and "1" == found[info]
+
+    def test_memory_adds_up_over_the_live_workers(self, endpoint):
+        """Resident memory is summed over the processes still running: a live worker adds its own."""
+        assert instrument.flush(5.0)
+        alone = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        ready, go = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                instrument.flush(5.0)
+                os.write(ready[1], b"r")
+                os.read(go[0], 1)
+            finally:
+                os._exit(0)
+        try:
+            assert b"r" == os.read(ready[0], 1)
+            together = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        finally:
+            os.write(go[1], b"g")
+            os.waitpid(pid, 0)
+        after = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        assert (True, True) == (together > 1.5 * alone, after < 1.5 * alone), (alone, together, after)
+
+
+def _started():
+    """When this process started (Unix time): now, less the system's uptime, plus the process's
+    start in seconds after boot (/proc)."""
+    with open("/proc/self/stat") as stat:
+        ticks = int(stat.read().rpartition(")")[2].split()[19])
+    with open("/proc/uptime") as uptime:
+        return time.time() - float(uptime.read().split()[0]) + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class TestLiveScrapes:
     def test_a_scrape_shows_what_workers_recorded_without_a_flush(self, endpoint):
         """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process

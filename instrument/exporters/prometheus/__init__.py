@@ -31,6 +31,7 @@ multiprocess support:
 - `_protobuf`: the protobuf format (MetricFamily messages), `render_protobuf`
 - `_native`: our exponential buckets as a native histogram's schema, spans and deltas
 - `_wire`: protobuf's wire encoding, the few primitives `_protobuf` needs
+- `_compat`: prometheus_client's default ``process_*`` and ``python_*`` series
 - `_negotiation`: which format and encoding the scraper's headers ask for
 - `_endpoint`: the owning process's HTTP server, forwarding listener and state, start to stop
 - `_forwarding`: a worker sending its points to the endpoint's process, and that process receiving them

@@ -23,8 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ... import _log, _threads
+from ..._process import process_start_time
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
+from ._compat import prometheus_client_points
 from ._forwarding import ForwardServer
 from ._negotiation import OPENMETRICS, PROTOBUF, accepts_gzip, choose_format
 from ._protobuf import PROTOBUF_CONTENT_TYPE, render_protobuf
@@ -65,6 +67,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         chosen = choose_format(self.headers.get("Accept", ""))
         server = self.server
         points = server.cumulative.points()
+        points += prometheus_client_points(points, server.start_time)
         if chosen == PROTOBUF:
             body = render_protobuf(points, server.native_max_buckets, server.classic_buckets)
             content_type = PROTOBUF_CONTENT_TYPE
@@ -93,6 +96,7 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
         self.cumulative = cumulative
         # Set by the exporters sharing the endpoint: `_native.native`'s limit, `classic_buckets`.
         self.native_max_buckets = 0
+        self.start_time = process_start_time()  # prometheus_client's process_start_time_seconds
         self.classic_buckets: Mapping[str, tuple[float, ...]] = {}
         self.track()
         try:
