@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._options import Option, Parser
+from ._resource import parse_pairs
 
 ENV_PREFIX = "INSTRUMENT_"
 
@@ -186,6 +187,22 @@ def _parse_classic_buckets(name: str, value: object, from_env: bool) -> dict[str
     return found
 
 
+def _parse_resource(name: str, value: object, from_env: bool) -> dict[str, str]:
+    """``key=value,...`` (values percent-decoded, as ``OTEL_RESOURCE_ATTRIBUTES``) or a mapping."""
+    where = _where(name, from_env)
+    if isinstance(value, str):
+        for item in value.split(","):
+            if item.strip() and ("=" not in item or not item.partition("=")[0].strip()):
+                raise ConfigurationError(f"{where} has an entry without 'key=value': {item.strip()!r}")
+        return parse_pairs(value)
+    if isinstance(value, Mapping):
+        found = {str(key).strip(): str(text) for key, text in value.items()}
+        if not all(found):
+            raise ConfigurationError(f"{where} has an attribute without a name")
+        return found
+    raise ConfigurationError(f"{where} is {value!r}; give key=value pairs or a mapping")
+
+
 def option(default: Any, parse: Parser, help: str, *, shown: str | None = None, secret: bool = False) -> Any:
     """A `Config` option (typed ``Any``, so each attribute keeps its annotated type)."""
     return Option(default, parse, help, shown=shown, secret=secret)
@@ -218,6 +235,11 @@ class Config:
     jsonl_path: str = option(
         "./instrument-metrics.jsonl", _parse_path,
         "file the `jsonl` exporter appends to (made absolute when the exporter starts)",
+    )
+    resource: dict[str, str] = option(
+        {}, _parse_resource,
+        "resource attributes, `service.name=payments,service.version=1.4,deployment.environment.name=prod`, "
+        "over `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (see [exporters](exporters.md#resource))",
     )
     runtime_metrics: bool = option(
         True, _parse_bool,
@@ -260,6 +282,11 @@ class Config:
         0, _positive(int, allow_zero=True),
         "most populated buckets of a native histogram on the `prometheus` endpoint (a wider one is served at a "
         "coarser schema); `0`: no limit, every histogram at its own resolution (1.09 %)",
+    )
+    prometheus_resource_labels: tuple[str, ...] = option(
+        (), _parse_names,
+        "resource attributes the `prometheus` endpoint also puts on every series as labels "
+        "(`service.name,deployment.environment.name`); all of them are on `target_info`",
     )
     statsd_address: tuple[str, int] = option(
         ("127.0.0.1", 8125), _parse_address, "where `statsd` and `dogstatsd` send datagrams",

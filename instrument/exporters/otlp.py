@@ -60,6 +60,7 @@ from .._buckets import classic_bounds, cumulative_counts
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
+from .._resource import attributes
 from .._urls import redact
 from . import Exporter, ExportError, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
@@ -151,11 +152,12 @@ class OtlpExporter(Exporter):
     """
 
     name = "otlp"
-    options = ("classic_buckets",)
+    options = ("classic_buckets", "resource")
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__(config)
         self.classic_buckets = config.classic_buckets if config is not None else {}
+        self.resource_attributes = attributes(config.resource if config is not None else {})
         self.settings = OtlpSettings.from_environ(os.environ)
         self.endpoint = self.settings.endpoint(os.environ)
         self._start_process()
@@ -172,7 +174,7 @@ class OtlpExporter(Exporter):
         self._otel = _sdk_exporter(self.settings)
         self._totals = Cumulative()  # counters and histograms, with cumulative temporality
         self._gauges = Cumulative()  # last value of every gauge
-        self.resource = _resource()
+        self.resource = _resource(self.resource_attributes)
 
     def export(self, batch: Batch) -> None:
         if self._pid != os.getpid():
@@ -398,13 +400,14 @@ def _version() -> str:
     return __version__
 
 
-def _resource() -> Resource:
-    """``Resource.create()`` (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), with an instance id.
+def _resource(found: Mapping[str, str]) -> Resource:
+    """``Resource.create()`` with the attributes *found* (`instrument._resource`: the
+    ``resource`` option over OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME), with an instance id.
 
     Each process reports its own cumulative series, so each needs its own
     ``service.instance.id`` (recent SDKs add one; older ones do not).
     """
-    resource = Resource.create()
+    resource = Resource.create(dict(found))
     if "service.instance.id" not in resource.attributes:
         resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
     return resource

@@ -165,6 +165,23 @@ class TestConversion:
         (scope_metrics,) = resource_metrics.scope_metrics
         assert ("instrument", instrument.__version__) == (scope_metrics.scope.name, scope_metrics.scope.version)
 
+    def test_the_resource_option_wins_over_the_environment(self, receiver, exported, otel_env):
+        """configure(resource=...) sets attributes over OTEL_SERVICE_NAME's and OTEL_RESOURCE_ATTRIBUTES'."""
+        otel_env.setenv("OTEL_SERVICE_NAME", "checkout")
+        otel_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
+        instrument.configure(exporters=["otlp", exported],
+                             resource={"service.name": "billing", "deployment.environment.name": "prod"})
+        try:
+            instrument.count("otlp.resource.option")
+            assert instrument.flush(5.0)
+            (resource_metrics,) = receiver.wait_for(1)[0].request.resource_metrics
+        finally:
+            instrument.configure(resource={})
+        resource = attributes(resource_metrics.resource.attributes)
+        assert ("billing", "prod", "payments") == (
+            resource["service.name"], resource["deployment.environment.name"], resource["team"]
+        )
+
     def test_self_metrics_are_exported_like_any_other(self, receiver, start_otlp):
         """instrument.* metrics, such as the exporter's own batch count, are sent too."""
         start_otlp()

@@ -370,6 +370,28 @@ def _started():
         return time.time() - float(uptime.read().split()[0]) + ticks / os.sysconf("SC_CLK_TCK")
 
 
+class TestResource:
+    def test_target_info_and_resource_labels(self, monkeypatch):
+        """The resource is target_info's labels; prometheus_resource_labels puts some on every series too."""
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
+        created = PrometheusExporter(Config(
+            prometheus_address=("127.0.0.1", 0), resource={"service.name": "billing", "service.version": "1.4"},
+            prometheus_resource_labels=("service.name", "not.set"),
+        ))
+        try:
+            created.export(batch(counter("prom.resourced", 2, {"route": "/a"})))
+            found = samples(scrape(created.url)[1])
+        finally:
+            created.shutdown()
+        assert "1" == found['target_info{service_name="billing",service_version="1.4",team="payments"}']
+        assert "2" == found['prom_resourced_total{route="/a",service_name="billing"}']
+
+    def test_no_target_info_without_a_resource(self, exporter):
+        """Nothing set, no target_info (Prometheus' own job and instance labels say where from)."""
+        exporter.export(batch(counter("prom.unresourced", 1)))
+        assert [] == [key for key in samples(scrape(exporter.url)[1]) if key.startswith("target_info")]
+
+
 class TestLiveScrapes:
     def test_a_scrape_shows_what_workers_recorded_without_a_flush(self, endpoint):
         """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process

@@ -1,4 +1,9 @@
-"""prometheus_client's default metrics, from our runtime metrics, for dashboards that use them.
+"""Series Prometheus users expect beyond ours: prometheus_client's defaults, ``target_info``.
+
+``target_info`` (OpenTelemetry's Prometheus compatibility) holds the resource
+attributes (`instrument._resource`) as labels, value 1, when any is set;
+``prometheus_resource_labels`` also puts the attributes it names on every series
+(`with_resource_labels`), for queries that cannot join on ``target_info``.
 
 prometheus_client's default collectors serve ``process_*`` and ``python_*`` series that
 existing dashboards and alerts query. The endpoint serves them too, derived at scrape
@@ -25,11 +30,12 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Mapping, Sequence
 
-from ..._model import Kind, Point
+from ..._model import Kind, Point, copy
 from ..._process import max_descriptors
 
-__all__ = ["prometheus_client_points"]
+__all__ = ["prometheus_client_points", "target_info", "with_resource_labels"]
 
 _SUMMED = {  # ours -> (prometheus_client's name, kind)
     "process.cpu.time": ("process_cpu_seconds_total", Kind.COUNTER),
@@ -71,3 +77,23 @@ def prometheus_client_points(points: list[Point], start_time: float) -> list[Poi
             "patchlevel": patchlevel, "version": platform.python_version()}
     found.append(Point("python_info", Kind.GAUGE, "", info, start_time, now, value=1))
     return found
+
+
+def target_info(resource: Mapping[str, str], start_time: float) -> list[Point]:
+    """The ``target_info`` series of *resource*'s attributes; nothing without any."""
+    if not resource:
+        return []
+    return [Point("target_info", Kind.GAUGE, "", dict(resource), start_time, time.time(), value=1)]
+
+
+def with_resource_labels(points: list[Point], resource: Mapping[str, str], names: Sequence[str]) -> list[Point]:
+    """*points* with the resource attributes *names* as tags (a tag of the same name wins)."""
+    extra = {name: resource[name] for name in names if name in resource}
+    if not extra:
+        return points
+    labelled = []
+    for point in points:
+        point = copy(point)
+        point.tags = {**extra, **point.tags}
+        labelled.append(point)
+    return labelled

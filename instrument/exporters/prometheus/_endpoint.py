@@ -26,7 +26,7 @@ from ... import _log, _threads
 from ..._process import process_start_time
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
-from ._compat import prometheus_client_points
+from ._compat import prometheus_client_points, target_info, with_resource_labels
 from ._forwarding import ForwardServer
 from ._negotiation import OPENMETRICS, PROTOBUF, accepts_gzip, choose_format
 from ._protobuf import PROTOBUF_CONTENT_TYPE, render_protobuf
@@ -66,8 +66,9 @@ class _MetricsHandler(BaseHTTPRequestHandler):
             return
         chosen = choose_format(self.headers.get("Accept", ""))
         server = self.server
-        points = server.cumulative.points()
+        points = with_resource_labels(server.cumulative.points(), server.resource, server.resource_labels)
         points += prometheus_client_points(points, server.start_time)
+        points += target_info(server.resource, server.start_time)
         if chosen == PROTOBUF:
             body = render_protobuf(points, server.native_max_buckets, server.classic_buckets)
             content_type = PROTOBUF_CONTENT_TYPE
@@ -98,6 +99,8 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
         self.native_max_buckets = 0
         self.start_time = process_start_time()  # prometheus_client's process_start_time_seconds
         self.classic_buckets: Mapping[str, tuple[float, ...]] = {}
+        self.resource: Mapping[str, str] = {}  # target_info's labels
+        self.resource_labels: tuple[str, ...] = ()  # attributes also on every series
         self.track()
         try:
             self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ... import _log
 from ..._model import Batch
+from ..._resource import attributes
 from .. import Exporter
 from ._endpoint import Endpoint, format_address
 from ._forwarding import Forwarder, Target
@@ -42,7 +43,8 @@ class PrometheusExporter(Exporter):
 
     name = "prometheus"
     live = True  # batches every live_interval: a scrape is at most that old
-    options = ("prometheus_address", "prometheus_native_max_buckets", "classic_buckets")
+    options = ("prometheus_address", "prometheus_native_max_buckets", "classic_buckets", "resource",
+               "prometheus_resource_labels")
 
     def __init__(self, config: Config | None = None, address: tuple[str, int] | None = None) -> None:
         super().__init__(config)
@@ -50,6 +52,8 @@ class PrometheusExporter(Exporter):
             address = config.prometheus_address if config is not None else DEFAULT_ADDRESS
         self.native_max_buckets = config.prometheus_native_max_buckets if config is not None else 0
         self.classic_buckets = config.classic_buckets if config is not None else {}
+        self.resource = attributes(config.resource if config is not None else {})
+        self.resource_labels: tuple[str, ...] = config.prometheus_resource_labels if config is not None else ()
         self.address: tuple[str, int] = (str(address[0]), int(address[1]))
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -84,6 +88,8 @@ class PrometheusExporter(Exporter):
         self.address = found.address
         found.http.native_max_buckets = self.native_max_buckets  # the latest exporter's settings win
         found.http.classic_buckets = self.classic_buckets
+        found.http.resource = self.resource
+        found.http.resource_labels = self.resource_labels
 
     def _warn_cannot_listen(self, exc: OSError) -> None:
         where = format_address(self.address)
