@@ -101,10 +101,10 @@ def cumulative_counts(histogram: Buckets, bounds: Sequence[float]) -> list[int]:
     is counted on the wrong side only when within half a bucket (0.55 % at scale 6) of it.
     """
     base = 2.0 ** (2.0**-histogram.scale)
-    middles = [(min(max(middle(-(base ** (i + 1)), -(base**i)), histogram.min), histogram.max), n)
-               for i, n in histogram.negative.items()]
-    middles += [(min(max(middle(base**i, base ** (i + 1)), histogram.min), histogram.max), n)
-                for i, n in histogram.positive.items()]
+    low, high = histogram.min, histogram.max
+    # base**(i + 0.5) is `middle` of bucket i, in one power (this runs at every scrape).
+    middles = [(min(max(-(base ** (i + 0.5)), low), high), n) for i, n in histogram.negative.items()]
+    middles += [(min(max(base ** (i + 0.5), low), high), n) for i, n in histogram.positive.items()]
     if histogram.zero_count:
         middles.append((0.0, histogram.zero_count))
     middles.sort()

@@ -8,8 +8,9 @@ series is in every one. Rounds alternate ``live_interval`` 0.5 s (live scrapes) 
 (batches every ``interval``, as before), and report, side by side:
 
 - the workers' CPU (user + system) per second of the run, per worker;
-- with live batches, the time a scrape takes, by format, while the workers record, and
-  its size (without them the endpoint has nothing to show before the first interval).
+- with live batches, the time a scrape takes, by format, while the workers record and
+  once they are done, and its size (without live batches the endpoint has nothing to
+  show before the first interval).
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ def scrape(url: str, accept: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
+def _scrapes(url: str, found: dict[str, float], when: str) -> None:
+    """The median time of 5 scrapes in each format, and the size, into *found*."""
+    for name, accept in ACCEPT.items():
+        times, size = [], 0
+        for _ in range(5):
+            took, size = scrape(url, accept)
+            times.append(took)
+        found[f"scrape {name} ms, {when}"] = statistics.median(times) * 1000
+        if when == "idle":
+            found[f"scrape {name} KiB"] = size / 1024
+
+
 def one_round(live: float, seconds: float) -> dict[str, float]:
     exporter = PrometheusExporter(address=("127.0.0.1", 0))
     instrument.configure(exporters=[exporter], interval=10.0, live_interval=live)
@@ -73,15 +86,12 @@ def one_round(live: float, seconds: float) -> dict[str, float]:
         children.append(pid)
     time.sleep(seconds / 2)  # every series is known by now
     found: dict[str, float] = {}
-    for name, accept in ACCEPT.items() if live else ():
-        times, size = [], 0
-        for _ in range(5):
-            took, size = scrape(exporter.url, accept)
-            times.append(took)
-        found[f"scrape {name} ms"] = statistics.median(times) * 1000
-        found[f"scrape {name} KiB"] = size / 1024
+    if live:
+        _scrapes(exporter.url, found, "under load")
     for pid in children:
         os.waitpid(pid, 0)
+    if live:
+        _scrapes(exporter.url, found, "idle")
     os.close(write)
     with os.fdopen(read) as lines:
         cpu = sum(float(line) for line in lines)
@@ -101,12 +111,12 @@ def main() -> None:
         for live in results:
             results[live].append(one_round(live, args.seconds))
     print(f"{WORKERS} workers, {2 * SERIES} series, every series touched every 0.1 s; medians of {args.rounds} rounds")
-    print(f"| {'':24} | live_interval 0.5 s | live_interval 0 (every 10 s) |")
-    print(f"|{'-' * 26}|{'-' * 21}|{'-' * 30}|")
+    print(f"| {'':34} | live_interval 0.5 s | live_interval 0 (every 10 s) |")
+    print(f"|{'-' * 36}|{'-' * 21}|{'-' * 30}|")
     for key in results[0.5][0]:
         live = statistics.median(r[key] for r in results[0.5])
         batch = f"{statistics.median(r[key] for r in results[0.0]):28.1f}" if key in results[0.0][0] else f"{'':28}"
-        print(f"| {key:24} | {live:19.1f} | {batch} |")
+        print(f"| {key:34} | {live:19.1f} | {batch} |")
     sys.stdout.flush()
 
 

@@ -206,9 +206,9 @@ class TestPrometheusNativeHistograms:
         """Prometheus with native histograms: histogram_quantile at 0.5, 0.9, 0.99 of what three
         forked workers recorded lands within 2 % of the exact quantiles of the values."""
         workers = 3
-        per_worker = [
-            [random.Random(seed).lognormvariate(math.log(0.05), 0.35) for _ in range(3000)] for seed in range(workers)
-        ]
+        generators = [random.Random(seed) for seed in range(workers)]
+        per_worker = [[rng.lognormvariate(math.log(0.05), 0.35) for _ in range(3000)] for rng in generators]
+        assert 8000 < len({value for values in per_worker for value in values})
         children = []
         for values in per_worker:
             pid = os.fork()

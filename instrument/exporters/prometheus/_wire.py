@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = ["double", "message", "packed_sint", "sint", "string", "uint", "varint"]
 
@@ -23,8 +24,13 @@ _VARINT, _FIXED64, _LENGTH = 0, 1, 2
 _DOUBLE = struct.Struct("<d")
 
 
+_ONE_BYTE = tuple(bytes((value,)) for value in range(128))  # most counts, deltas and keys
+
+
 def varint(value: int) -> bytes:
     """*value* (>= 0, below 2**64) as a base-128 varint, least significant group first."""
+    if value < 128:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -33,6 +39,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+@lru_cache(maxsize=64)
 def _key(number: int, wire_type: int) -> bytes:
     return varint(number << 3 | wire_type)
 
