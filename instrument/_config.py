@@ -228,9 +228,9 @@ class Config:
     )
     interval: float = option(10.0, _positive(float), "seconds between exports")
     live_interval: float = option(
-        0.5, _positive(float, allow_zero=True),
-        "seconds between the batches live exporters (`prometheus`) get: a scrape shows what every process "
-        "recorded up to this long before it; `0`: every `interval`",
+        0.1, _positive(float, allow_zero=True),
+        "seconds between the times live exporters (`prometheus`) are asked whether they want the records so "
+        "far (the Prometheus endpoint: after a scrape asked); `0`: they get batches every `interval`",
     )
     jsonl_path: str = option(
         "./instrument-metrics.jsonl", _parse_path,

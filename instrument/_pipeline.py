@@ -3,11 +3,12 @@
 The collector drains the per-thread buffers into the aggregator (continuously while
 records flow, so buffers stay small) and, every ``interval`` seconds or on
 `flush()`, cuts a `Batch` and hands it to each exporter's bounded queue. Live
-exporters (``live``: the Prometheus endpoint, and the workers forwarding to it)
-get a batch every ``live_interval`` seconds instead, each the records since the one
-before; the batches cut for them in between are held and merged into the interval's
-batch for the others and for the listeners, so every exporter gets every record
-once. Exporters
+exporters (``live``: the Prometheus endpoint, and the workers forwarding to it) are
+asked every ``live_interval`` whether they want the records since their last batch
+(``live_wanted()``; one without it gets them every ``live_interval``): the Prometheus
+exporter wants them when a scrape asked. The batches cut for them between intervals
+are held and merged into the interval's batch for the others and for the listeners,
+so every exporter gets every record once. Exporters
 run on their own threads: a backend that fails or hangs delays nothing else, and
 `flush()`/`shutdown()` wait for it only up to their deadline.
 
@@ -437,7 +438,9 @@ class Pipeline:
                     batch = self.cut(timeout=None)
                     busy = batch is not None and batch.records >= BUSY_RECORDS
                 elif live is not None and now >= live:
-                    busy = self._live_cut() >= BUSY_RECORDS
+                    self._last_live = now
+                    wanted = self._live_wanted()  # if not, the records wait in the buffers, as before
+                    busy = bool(wanted) and self._live_cut(wanted == "asked") >= BUSY_RECORDS
                 else:
                     busy = self.drain(timeout=None) >= BUSY_RECORDS
             except Exception:
@@ -481,9 +484,29 @@ class Pipeline:
         finally:
             self._release()
 
-    def _live_cut(self) -> int:
+    def _live_wanted(self) -> str:
+        """``"asked"`` when a live exporter asks for a batch now (one is cut even if empty: it
+        answers a scrape), ``"due"`` when one takes batches every live_interval, else ""."""
+        found = ""
+        for worker in self._workers:
+            if not worker.live:
+                continue
+            ask = getattr(worker.exporter, "live_wanted", None)
+            if ask is None:
+                found = found or "due"
+                continue
+            try:
+                if ask():
+                    found = "asked"
+            except Exception:
+                _log.error_once(("live_wanted", worker.name), "instrument: exporter %r failed in live_wanted()",
+                                worker.name, exc_info=True)
+        return found
+
+    def _live_cut(self, even_empty: bool = False) -> int:
         """Between intervals: the records since the last cut to the live exporters only,
-        held for the others (see the module docstring). Returns the records moved."""
+        held for the others (see the module docstring); nothing when nothing was recorded,
+        unless *even_empty*. Returns the records moved."""
         if not self._acquire(None):
             return 0
         try:
@@ -492,7 +515,7 @@ class Pipeline:
                 return self.aggregator.discard()
             moved = self.aggregator.drain()
             workers = self._current_workers()
-            if self.aggregator.empty():
+            if self.aggregator.empty() and not even_empty:
                 return moved
             self._seq += 1
             batch = self.aggregator.snapshot(self._seq, settings.current.runtime_metrics)

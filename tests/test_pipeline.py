@@ -187,7 +187,7 @@ class TestLiveExporters:
         created = LiveMemory()
         instrument.configure(exporters=[created, exported], interval=3600.0, live_interval=0.05)
         yield created
-        instrument.configure(exporters=[exported], live_interval=0.5)
+        instrument.configure(exporters=[exported], live_interval=0.1)
 
     def test_live_exporters_get_records_between_intervals(self, live, exported):
         """Without a flush, a live exporter gets what was recorded within its live_interval; others wait."""

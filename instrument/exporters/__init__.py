@@ -79,8 +79,10 @@ class Exporter:
     and it reads them with ``config.option("acme_url")``.
 
     A `live` exporter (one that serves what was recorded, such as a scrape endpoint)
-    gets a batch every ``live_interval`` seconds, each the records since the one
-    before, instead of one per ``interval``; the others still get one per interval.
+    is asked every ``live_interval`` seconds whether it wants the records since its
+    last batch (its ``live_wanted()``; without one, it gets them every
+    ``live_interval``), instead of one batch per ``interval``; the others still get
+    one per interval.
     """
 
     live = False

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ from instrument.exporters.prometheus import (
     PrometheusExporter,
 )
 from instrument.exporters.prometheus._frames import encode_frame
+from instrument.exporters.prometheus._pull import LOCAL, Pulls
 from instrument.testing import capture
 
 from ..helpers import counter_total, free_port, require_binary, require_module
@@ -392,6 +394,39 @@ class TestResource:
         assert [] == [key for key in samples(scrape(exporter.url)[1]) if key.startswith("target_info")]
 
 
+class TestPulls:
+    def test_a_forked_child_sees_the_scrape_counter_move(self):
+        """The counter lives in memory shared with forked children: a scrape after the fork is seen there."""
+        pulls = Pulls()
+        ready, seen = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(ready[1], b"r")
+                deadline = time.monotonic() + 10
+                while pulls.generation() == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                os.write(seen[1], str(pulls.generation()).encode())
+            finally:
+                os._exit(0)
+        assert b"r" == os.read(ready[0], 1)
+        pulls.request()
+        assert b"1" == os.read(seen[0], 10)
+        os.waitpid(pid, 0)
+
+    def test_a_scrape_waits_for_the_sources_that_answer_and_not_for_the_gone(self):
+        """wait() returns once every source delivered after the request; a forgotten one is not waited for."""
+        pulls = Pulls()
+        pulls.delivered("worker-1")
+        pulls.delivered("worker-2")
+        since = pulls.request()
+        answering = threading.Timer(0.05, lambda: (pulls.delivered("worker-1"), pulls.delivered(LOCAL),
+                                                   pulls.forget("worker-2")))
+        answering.start()
+        assert pulls.wait(since, [LOCAL, "worker-1", "worker-2"], time.monotonic() + 10)
+        assert not pulls.wait(pulls.request(), [LOCAL], time.monotonic() + 0.05)  # nobody answers: gives up
+
+
 class TestLiveScrapes:
     def test_a_scrape_shows_what_workers_recorded_without_a_flush(self, endpoint):
         """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process
@@ -423,6 +458,40 @@ class TestLiveScrapes:
         finally:
             os.write(go[1], b"g")
             os.waitpid(pid, 0)
+
+
+    def test_workers_forward_when_a_scrape_asks_not_before(self, endpoint):
+        """Between scrapes a connected worker keeps its records (no forwarding every tick); a
+        scrape asks every process through the shared counter and shows what they hand over."""
+        ready, go = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                instrument.count("prom.pulled.hello")  # starts the worker's collector: it connects
+                os.write(ready[1], b"r")
+                os.read(go[0], 1)
+                instrument.count("prom.pulled", 3)
+                os.write(ready[1], b"r")
+                os.read(go[0], 1)
+                code = 0
+            finally:
+                os._exit(code)
+        try:
+            assert b"r" == os.read(ready[0], 1)
+            deadline = time.monotonic() + 10
+            while not any(p.name == "prom.pulled.hello" for p in endpoint._endpoint.cumulative.points()):
+                assert time.monotonic() < deadline, "the worker never connected"
+                time.sleep(0.05)
+            os.write(go[1], b"g")
+            assert b"r" == os.read(ready[0], 1)
+            time.sleep(0.5)  # five live_interval periods: the worker looks, nobody has asked
+            held = [p.name for p in endpoint._endpoint.cumulative.points() if p.name == "prom.pulled"]
+            shown = samples(scrape(endpoint.url)[1]).get("prom_pulled_total")
+        finally:
+            os.write(go[1], b"g")
+            os.waitpid(pid, 0)
+        assert ([], "3") == (held, shown)
 
 
 class TestFork:

@@ -7,9 +7,10 @@ from a small threaded `http.server` on a daemon thread: the Prometheus text form
 as a native histogram when it asks for that (Prometheus with native histograms on).
 Batches are deltas; the endpoint folds them into cumulative series (`Cumulative`):
 counters and histograms only grow, gauges keep the last value set (by whichever
-worker set it last). The exporter is ``live``: the pipeline
-hands it a batch every ``live_interval`` (0.5 s), here and in the workers, so a
-scrape lags by about that much, not by an ``interval``.
+worker set it last). Scrapes are live (`_pull`): a scrape asks this process and every
+worker for what they recorded since, through a counter in shared memory their
+collectors look at every ``live_interval`` (0.1 s), and waits for their answers; so
+it shows what was recorded up to about that long before it, not an ``interval``.
 
 Pre-fork servers (gunicorn, uwsgi, multiprocessing): the process that creates the
 exporter owns the endpoint, with everything set up at construction. The exporter is
@@ -32,6 +33,7 @@ multiprocess support:
 - `_native`: our exponential buckets as a native histogram's schema, spans and deltas
 - `_wire`: protobuf's wire encoding, the few primitives `_protobuf` needs
 - `_compat`: prometheus_client's default ``process_*`` and ``python_*`` series
+- `_pull`: a scrape asking every process for its records, and waiting for the answers
 - `_negotiation`: which format and encoding the scraper's headers ask for
 - `_endpoint`: the owning process's HTTP server, forwarding listener and state, start to stop
 - `_forwarding`: a worker sending its points to the endpoint's process, and that process receiving them

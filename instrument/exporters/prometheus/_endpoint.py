@@ -18,7 +18,7 @@ import secrets
 import socket
 import socketserver
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,10 +30,23 @@ from ._compat import prometheus_client_points, target_info, with_resource_labels
 from ._forwarding import ForwardServer
 from ._negotiation import OPENMETRICS, PROTOBUF, accepts_gzip, choose_format
 from ._protobuf import PROTOBUF_CONTENT_TYPE, render_protobuf
+from ._pull import LOCAL, PULL_WAIT, Pulls
 from ._servers import TrackingServer, drop_inherited, serve
 from ._text import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, render
 
 __all__ = ["Endpoint", "MetricsServer", "format_address"]
+
+
+def _nothing(timeout: float) -> None:
+    pass
+
+
+def _wait_for(headers: Any) -> float:
+    """A quarter of the scrape's timeout (Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``)."""
+    try:
+        return max(0.0, float(headers.get("X-Prometheus-Scrape-Timeout-Seconds", "")) / 4)
+    except ValueError:
+        return PULL_WAIT
 
 
 def format_address(address: tuple[str, int]) -> str:
@@ -66,6 +79,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
             return
         chosen = choose_format(self.headers.get("Accept", ""))
         server = self.server
+        server.collect(_wait_for(self.headers))
         points = with_resource_labels(server.cumulative.points(), server.resource, server.resource_labels)
         points += prometheus_client_points(points, server.start_time)
         points += target_info(server.resource, server.start_time)
@@ -97,6 +111,7 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
         self.cumulative = cumulative
         # Set by the exporters sharing the endpoint: `_native.native`'s limit, `classic_buckets`.
         self.native_max_buckets = 0
+        self.collect: Callable[[float], None] = _nothing  # the endpoint's `Endpoint.collect`
         self.start_time = process_start_time()  # prometheus_client's process_start_time_seconds
         self.classic_buckets: Mapping[str, tuple[float, ...]] = {}
         self.resource: Mapping[str, str] = {}  # target_info's labels
@@ -131,8 +146,10 @@ class Endpoint:
         self.address = (address[0], int(self.http.server_address[1]))
         self.forward_address: str | None = f"\0instrument-prometheus-{self.pid}-{secrets.token_hex(8)}"
         self.forward: ForwardServer | None = None
+        self.pulls = Pulls()  # before any fork: forked workers share its counter
+        self.http.collect = self.collect
         try:
-            self.forward = ForwardServer(self.forward_address, self.cumulative)
+            self.forward = ForwardServer(self.forward_address, self.cumulative, self.pulls)
         except OSError as exc:
             self.forward_address = None
             _log.warn_once(
@@ -153,6 +170,16 @@ class Endpoint:
         except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
             self.stop()
             raise OSError(f"cannot start the endpoint's threads: {exc}") from exc
+
+    def collect(self, timeout: float = PULL_WAIT) -> None:
+        """Before a scrape: ask every process for its records and wait for them (`_pull`):
+        this process and the connected workers, when this process's collector is looking
+        (its workers run with its configuration: with ``live_interval`` 0 nobody answers)."""
+        since = self.pulls.request()
+        if since - self.pulls.local_polled > 2 * PULL_WAIT:
+            return
+        sources: list[Hashable] = list(self.forward.open_connections()) if self.forward is not None else []
+        self.pulls.wait(since, [LOCAL, *sources], since + min(PULL_WAIT, timeout))
 
     def stop(self) -> None:
         """Stop serving (in the owning process only)."""
