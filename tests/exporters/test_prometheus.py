@@ -325,6 +325,39 @@ class TestSameProcess:
             scrape(second.url)
 
 
+class SteppedWorker:
+    """A forked worker that runs *steps* one at a time, the first at once and each next one
+    when the parent says `go`, reporting each `done`; it stays alive, unflushed, until the
+    block ends."""
+
+    def __init__(self, *steps):
+        self._done, self._go, self._steps = os.pipe(), os.pipe(), len(steps)
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                for step in steps:
+                    step()
+                    os.write(self._done[1], b"r")
+                    os.read(self._go[0], 1)
+                code = 0
+            finally:
+                os._exit(code)
+
+    def done(self):
+        assert b"r" == os.read(self._done[0], 1)
+
+    def go(self):
+        os.write(self._go[1], b"g")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.write(self._go[1], b"g" * self._steps)
+        os.waitpid(self.pid, 0)
+
+
 class TestRuntimeMetrics:
     def test_semantic_convention_and_prometheus_client_names(self, endpoint):
         """The process's metrics show under OpenTelemetry's names and prometheus_client's defaults."""
@@ -344,21 +377,9 @@ class TestRuntimeMetrics:
         """Resident memory is summed over the processes still running: a live worker adds its own."""
         assert instrument.flush(5.0)
         alone = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
-        ready, go = os.pipe(), os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                instrument.flush(5.0)
-                os.write(ready[1], b"r")
-                os.read(go[0], 1)
-            finally:
-                os._exit(0)
-        try:
-            assert b"r" == os.read(ready[0], 1)
+        with SteppedWorker(lambda: instrument.flush(5.0)) as worker:
+            worker.done()
             together = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
-        finally:
-            os.write(go[1], b"g")
-            os.waitpid(pid, 0)
         after = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
         assert (True, True) == (together > 1.5 * alone, after < 1.5 * alone), (alone, together, after)
 
@@ -432,19 +453,8 @@ class TestLiveScrapes:
         """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process
         and a running forked worker recorded (both send live batches every live_interval)."""
         instrument.count("prom.live.records", 2, tags={"who": "parent"})
-        ready, go = os.pipe(), os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                instrument.count("prom.live.records", 5, tags={"who": "worker"})
-                os.write(ready[1], b"r")
-                os.read(go[0], 1)  # stays alive, unflushed, until the parent has seen the records
-                code = 0
-            finally:
-                os._exit(code)
-        try:
-            assert b"r" == os.read(ready[0], 1)
+        with SteppedWorker(lambda: instrument.count("prom.live.records", 5, tags={"who": "worker"})) as worker:
+            worker.done()  # the worker stays alive, unflushed, until the parent has seen its records
             deadline = time.monotonic() + 10.0
             found = {}
             while time.monotonic() < deadline:
@@ -452,45 +462,25 @@ class TestLiveScrapes:
                 if found.get('prom_live_records_total{who="worker"}') == "5":
                     break
                 time.sleep(0.05)
-            assert ("2", "5") == (
-                found.get('prom_live_records_total{who="parent"}'), found.get('prom_live_records_total{who="worker"}')
-            )
-        finally:
-            os.write(go[1], b"g")
-            os.waitpid(pid, 0)
-
+        assert ("2", "5") == (
+            found.get('prom_live_records_total{who="parent"}'), found.get('prom_live_records_total{who="worker"}')
+        )
 
     def test_workers_forward_when_a_scrape_asks_not_before(self, endpoint):
         """Between scrapes a connected worker keeps its records (no forwarding every tick); a
         scrape asks every process through the shared counter and shows what they hand over."""
-        ready, go = os.pipe(), os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                instrument.count("prom.pulled.hello")  # starts the worker's collector: it connects
-                os.write(ready[1], b"r")
-                os.read(go[0], 1)
-                instrument.count("prom.pulled", 3)
-                os.write(ready[1], b"r")
-                os.read(go[0], 1)
-                code = 0
-            finally:
-                os._exit(code)
-        try:
-            assert b"r" == os.read(ready[0], 1)
+        hello = lambda: instrument.count("prom.pulled.hello")  # noqa: E731 (starts the worker's collector: it connects)
+        with SteppedWorker(hello, lambda: instrument.count("prom.pulled", 3)) as worker:
+            worker.done()
             deadline = time.monotonic() + 10
             while not any(p.name == "prom.pulled.hello" for p in endpoint._endpoint.cumulative.points()):
                 assert time.monotonic() < deadline, "the worker never connected"
                 time.sleep(0.05)
-            os.write(go[1], b"g")
-            assert b"r" == os.read(ready[0], 1)
+            worker.go()
+            worker.done()
             time.sleep(0.5)  # five live_interval periods: the worker looks, nobody has asked
             held = [p.name for p in endpoint._endpoint.cumulative.points() if p.name == "prom.pulled"]
             shown = samples(scrape(endpoint.url)[1]).get("prom_pulled_total")
-        finally:
-            os.write(go[1], b"g")
-            os.waitpid(pid, 0)
         assert ([], "3") == (held, shown)
 
 
