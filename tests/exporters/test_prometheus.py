@@ -841,7 +841,8 @@ class TestPrometheusServer:
             "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
             "INSTRUMENT_EXPORTERS": "prometheus",
             "INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{metrics_port}",
-            "INSTRUMENT_INTERVAL": "3600",  # only the workers' exit flush delivers their counts
+            "INSTRUMENT_INTERVAL": "3600",  # only the workers' exit flush delivers their counts:
+            "INSTRUMENT_LIVE_INTERVAL": "0",  # scrapes do not ask them (TestLiveScrapes covers that)
             "XDG_RUNTIME_DIR": str(tmp_path),  # gunicorn's control socket goes here, not to $HOME
         }
         log = tmp_path / "gunicorn.log"
