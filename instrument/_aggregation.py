@@ -16,6 +16,7 @@ from . import _buffers, _log
 from ._histogram import HistogramState
 from ._metrics import COUNTER, EXPORTED_KIND, GAUGE, TIMER, UNSET, Series, all_metrics, declare_series
 from ._model import Batch, Kind, Point
+from ._process import ProcessMetrics
 
 NANOSECONDS_PER_SECOND = 1e9
 
@@ -29,6 +30,7 @@ class Aggregator:
         self._histograms: dict[Series, HistogramState] = {}
         self._records = 0
         self.start_time = time.time()
+        self.process = ProcessMetrics()  # fresh in a forked child, with the collector's state
 
     def consume(self, series: Series, values: list[Any]) -> None:
         """Fold one drained chunk of *series*' records into this interval's state."""
@@ -53,8 +55,17 @@ class Aggregator:
         """Empty the buffers without aggregating (instrumentation switched off)."""
         return _buffers.drain(lambda series, values: None)
 
-    def snapshot(self, seq: int) -> Batch:
-        """This interval's points; the state restarts empty."""
+    def empty(self) -> bool:
+        """Whether a snapshot now would have no point: nothing aggregated, no gauge set."""
+        if self._counters or self._histograms:
+            return False
+        return not any(
+            series.changed for metric in all_metrics() if metric.kind == GAUGE for series in metric.all_series()
+        )
+
+    def snapshot(self, seq: int, runtime: bool = False) -> Batch:
+        """This interval's points (with the process's own, `_process`, if *runtime*); the
+        state restarts empty."""
         self.add(_BUFFER_FULL, _buffers.DROPPED.take())
         end = time.time()
         start = self.start_time
@@ -85,6 +96,8 @@ class Aggregator:
                         metric.name, Kind.GAUGE, metric.unit, dict(series.tags), start, end, value=value,
                         additive=metric.additive,
                     ))
+        if runtime:
+            points.extend(self.process.points(start, end))
         batch = Batch(seq, start, end, points, self._records)
         self._counters = {}
         self._histograms = {}

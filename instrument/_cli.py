@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
-from ._config import ENV_PREFIX
+from ._config import ENV_PREFIX, OPTIONS
 
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # a Markdown link in an option's help: its text
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 DEFAULT_EXPORTERS = "jsonl,summary"
 
@@ -27,8 +29,13 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("--exporter", action="append", metavar="NAME", help="an exporter (repeatable)")
-    run.add_argument("--interval", metavar="SECONDS", help="seconds between exports")
     run.add_argument("--disable", action="append", metavar="NAME", help="an integration not to install (repeatable)")
+    options = run.add_argument_group(
+        "instrument's options", "each option of docs/configuration.md: --NAME VALUE sets INSTRUMENT_NAME=VALUE"
+    )
+    for option in OPTIONS:
+        text = _LINK.sub(r"\1", option.help).replace("`", "").replace("%", "%%")
+        options.add_argument(f"--{option.name.replace('_', '-')}", dest=_dest(option.name), metavar="VALUE", help=text)
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     report = commands.add_parser(
         "report",
@@ -52,19 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dest(name: str) -> str:
+    return "option_" + name
+
+
 def _run_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
-    """The environment the program runs with; raises ConfigurationError on bad options."""
+    """The environment the program runs with; raises ConfigurationError on bad options.
+
+    Each ``--NAME VALUE`` becomes ``INSTRUMENT_NAME=VALUE``; ``--exporter`` and ``--disable``
+    add to ``--exporters`` and ``--disabled-integrations`` (or to the variables)."""
     from ._config import from_environ
 
     env = dict(environ)
+    for option in OPTIONS:
+        value = getattr(args, _dest(option.name))
+        if value is not None:
+            env[ENV_PREFIX + option.name.upper()] = value
     if args.exporter:
-        env[ENV_PREFIX + "EXPORTERS"] = ",".join(args.exporter)
+        given = getattr(args, _dest("exporters"))
+        env[ENV_PREFIX + "EXPORTERS"] = ",".join(([given] if given else []) + args.exporter)
     elif not env.get(ENV_PREFIX + "EXPORTERS", "").strip():
         env[ENV_PREFIX + "EXPORTERS"] = DEFAULT_EXPORTERS
     if not env.get(ENV_PREFIX + "FLUSH_ON_SIGTERM", "").strip():
         env[ENV_PREFIX + "FLUSH_ON_SIGTERM"] = "true"  # see _signals: only while SIGTERM is the default
-    if args.interval is not None:
-        env[ENV_PREFIX + "INTERVAL"] = args.interval
     if args.disable:
         already = [n for n in env.get(ENV_PREFIX + "DISABLED_INTEGRATIONS", "").split(",") if n.strip()]
         env[ENV_PREFIX + "DISABLED_INTEGRATIONS"] = ",".join(already + args.disable)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._options import Option, Parser
+from ._resource import parse_pairs
 
 ENV_PREFIX = "INSTRUMENT_"
 
@@ -153,6 +154,55 @@ def _parse_path(name: str, value: object, from_env: bool) -> str:
     return value
 
 
+def _parse_classic_buckets(name: str, value: object, from_env: bool) -> dict[str, tuple[float, ...]]:
+    """``KEY=b1,b2,...;KEY2=...`` (or a mapping of KEY to numbers) into ascending boundaries
+    per KEY, a metric name or ``unit:UNIT``."""
+    where = _where(name, from_env)
+    if isinstance(value, str):
+        entries: list[tuple[object, Any]] = []
+        for item in value.split(";"):
+            if item.strip():
+                name_or_unit, sep, listed = item.partition("=")
+                if not sep:
+                    raise ConfigurationError(f"{where} has an entry without 'name=b1,b2,...': {item.strip()!r}")
+                entries.append((name_or_unit, listed.split(",")))
+    elif isinstance(value, Mapping):
+        entries = list(value.items())
+    else:
+        raise ConfigurationError(f"{where} is {value!r}; give {{name or 'unit:UNIT': [boundaries]}}")
+    found = {}
+    for raw_key, bounds in entries:
+        key = str(raw_key).strip()
+        if not key or key == "unit:":
+            raise ConfigurationError(f"{where} has an entry without a metric name or unit")
+        try:
+            numbers = sorted(float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{where}: the boundaries of {key!r} must be numbers, got {bounds!r}") from None
+        if not numbers or not all(map(math.isfinite, numbers)) or len(set(numbers)) != len(numbers):
+            raise ConfigurationError(
+                f"{where}: the boundaries of {key!r} must be distinct finite numbers, at least one, got {bounds!r}"
+            )
+        found[key] = tuple(numbers)
+    return found
+
+
+def _parse_resource(name: str, value: object, from_env: bool) -> dict[str, str]:
+    """``key=value,...`` (values percent-decoded, as ``OTEL_RESOURCE_ATTRIBUTES``) or a mapping."""
+    where = _where(name, from_env)
+    if isinstance(value, str):
+        for item in value.split(","):
+            if item.strip() and ("=" not in item or not item.partition("=")[0].strip()):
+                raise ConfigurationError(f"{where} has an entry without 'key=value': {item.strip()!r}")
+        return parse_pairs(value)
+    if isinstance(value, Mapping):
+        found = {str(key).strip(): str(text) for key, text in value.items()}
+        if not all(found):
+            raise ConfigurationError(f"{where} has an attribute without a name")
+        return found
+    raise ConfigurationError(f"{where} is {value!r}; give key=value pairs or a mapping")
+
+
 def option(default: Any, parse: Parser, help: str, *, shown: str | None = None, secret: bool = False) -> Any:
     """A `Config` option (typed ``Any``, so each attribute keeps its annotated type)."""
     return Option(default, parse, help, shown=shown, secret=secret)
@@ -177,9 +227,24 @@ class Config:
         "comma-separated names (`jsonl,console`); `configure()` also takes exporter objects",
     )
     interval: float = option(10.0, _positive(float), "seconds between exports")
+    live_interval: float = option(
+        0.1, _positive(float, allow_zero=True),
+        "seconds between the times live exporters (`prometheus`) are asked whether they want the records so "
+        "far (the Prometheus endpoint: after a scrape asked); `0`: they get batches every `interval`",
+    )
     jsonl_path: str = option(
         "./instrument-metrics.jsonl", _parse_path,
         "file the `jsonl` exporter appends to (made absolute when the exporter starts)",
+    )
+    resource: dict[str, str] = option(
+        {}, _parse_resource,
+        "resource attributes, `service.name=payments,service.version=1.4,deployment.environment.name=prod`, "
+        "over `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (see [exporters](exporters.md#resource))",
+    )
+    runtime_metrics: bool = option(
+        True, _parse_bool,
+        "process and runtime metrics in every batch: `process.cpu.time`, `process.memory.usage`, "
+        "`cpython.gc.collections`, ... (see [exporters](exporters.md#process-and-runtime-metrics))",
     )
     cardinality_limit: int = option(
         2000, _positive(int),
@@ -203,8 +268,25 @@ class Config:
         (), _parse_integrations,
         "integrations `instrument.auto.install()` and `instrument run` leave out, comma-separated",
     )
+    classic_buckets: dict[str, tuple[float, ...]] = option(
+        {}, _parse_classic_buckets,
+        "boundaries of classic histogram buckets (Prometheus `le`, OTLP explicit buckets) per metric or per unit: "
+        "`http.server.request.duration=0.05,0.1,0.25;unit:By=1024,65536`; others get powers of √2 by unit "
+        "(see [exporters](exporters.md#what-your-backend-shows))",
+        shown="powers of √2 by unit",
+    )
     prometheus_address: tuple[str, int] = option(
         ("127.0.0.1", 9464), _parse_address, "where the `prometheus` exporter serves `/metrics`",
+    )
+    prometheus_native_max_buckets: int = option(
+        0, _positive(int, allow_zero=True),
+        "most populated buckets of a native histogram on the `prometheus` endpoint (a wider one is served at a "
+        "coarser schema); `0`: no limit, every histogram at its own resolution (1.09 %)",
+    )
+    prometheus_resource_labels: tuple[str, ...] = option(
+        (), _parse_names,
+        "resource attributes the `prometheus` endpoint also puts on every series as labels "
+        "(`service.name,deployment.environment.name`); all of them are on `target_info`",
     )
     statsd_address: tuple[str, int] = option(
         ("127.0.0.1", 8125), _parse_address, "where `statsd` and `dogstatsd` send datagrams",

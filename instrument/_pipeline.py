@@ -2,7 +2,13 @@
 
 The collector drains the per-thread buffers into the aggregator (continuously while
 records flow, so buffers stay small) and, every ``interval`` seconds or on
-`flush()`, cuts a `Batch` and hands it to each exporter's bounded queue. Exporters
+`flush()`, cuts a `Batch` and hands it to each exporter's bounded queue. Live
+exporters (``live``: the Prometheus endpoint, and the workers forwarding to it) are
+asked every ``live_interval`` whether they want the records since their last batch
+(``live_wanted()``; one without it gets them every ``live_interval``): the Prometheus
+exporter wants them when a scrape asked. The batches cut for them between intervals
+are held and merged into the interval's batch for the others and for the listeners,
+so every exporter gets every record once. Exporters
 run on their own threads: a backend that fails or hangs delays nothing else, and
 `flush()`/`shutdown()` wait for it only up to their deadline.
 
@@ -31,7 +37,7 @@ from . import _buffers, _log, _record, _threads
 from ._aggregation import SELF_DROPPED, Aggregator
 from ._config import Config, ConfigurationError, settings
 from ._metrics import COUNTER, TIMER, declare_series, reset_gauges
-from ._model import Batch
+from ._model import Batch, merge
 from ._suppress import suppress_thread, suppressing
 
 # While the last drain moved this many records, drain again after BUSY_PERIOD seconds
@@ -54,6 +60,7 @@ class ExportWorker:
         # (holding the lock between wake-ups) cannot deadlock on submit().
         self._cond = threading.Condition(threading.RLock())
         self._handled = 0  # seq of the newest batch exported, failed or dropped
+        self._between: set[int] = set()  # seqs of queued live batches cut between intervals
         self._stopping = False
         self._finished = False
         self._thread: threading.Thread | None = None
@@ -71,8 +78,18 @@ class ExportWorker:
         with self._cond:
             self._queue_size = queue_size
 
-    def submit(self, batch: Batch) -> None:
-        """Queue *batch*; when the queue is full the oldest batch is dropped and counted."""
+    @property
+    def live(self) -> bool:
+        """Whether the exporter takes a batch every ``live_interval`` (see `Pipeline`)."""
+        return bool(getattr(self.exporter, "live", False))
+
+    def submit(self, batch: Batch, between: bool = False) -> None:
+        """Queue *batch*; when the queue is full the oldest batch is dropped and counted.
+
+        A batch cut *between* intervals for a live exporter is not counted in
+        ``instrument.export.batches`` and ``.duration``: those records would make the
+        next live batch, and so on, even in an idle process.
+        """
         with self._cond:
             if self._stopping:
                 return
@@ -87,6 +104,8 @@ class ExportWorker:
                     lost.records,
                 )
             self._queue.append(batch)
+            if between:
+                self._between.add(batch.seq)
             self._cond.notify()
         if not self.start():
             self._export_here()
@@ -115,7 +134,10 @@ class ExportWorker:
             return self._queue.popleft() if self._queue else None
 
     def _handle(self, batch: Batch) -> None:
-        self._export(batch)
+        with self._cond:
+            between = batch.seq in self._between
+            self._between.discard(batch.seq)
+        self._export(batch, counted=not between)
         with self._cond:
             self._handled = max(self._handled, batch.seq)
             self._cond.notify_all()
@@ -132,7 +154,7 @@ class ExportWorker:
             self._handle(batch)
         self._close()
 
-    def _export(self, batch: Batch) -> None:
+    def _export(self, batch: Batch, counted: bool = True) -> None:
         start = perf_counter_ns()
         try:
             self.exporter.export(batch)
@@ -147,8 +169,9 @@ class ExportWorker:
             )
         else:
             _log.forget(("export", self.name))
-        _record.append(self._batches, 1)
-        _record.append(self._duration, perf_counter_ns() - start)
+        if counted:
+            _record.append(self._batches, 1)
+            _record.append(self._duration, perf_counter_ns() - start)
 
     def _close(self) -> None:
         try:
@@ -202,6 +225,8 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()  # one per collector run, so a slow one still stops
         self._last_cut = monotonic()
+        self._last_live = monotonic()
+        self._held: Batch | None = None  # cut for live exporters since the last interval: for the others
         self._workers: list[ExportWorker] = []
         self._built_for: tuple[Any, ...] | None = None
         self._retiring: list[threading.Thread] = []  # threads stopping replaced exporters
@@ -389,19 +414,33 @@ class Pipeline:
 
     # --- collecting ----------------------------------------------------------------
 
+    def _live_due(self) -> float | None:
+        """When the next batch for live exporters is due (monotonic), None without any."""
+        period = settings.current.live_interval
+        if not period or not any(worker.live for worker in self._workers):
+            return None
+        return self._last_live + period
+
     def _run(self, stop: threading.Event) -> None:
         busy = False
         while not stop.is_set():
-            wait = self._last_cut + settings.current.interval - monotonic()
+            due = self._last_cut + settings.current.interval
+            live = self._live_due()
+            wait = min(due, live if live is not None else due) - monotonic()
             if busy:
                 wait = min(wait, BUSY_PERIOD)
             _buffers.wait_for_wake(wait)
             if stop.is_set():
                 break
             try:
-                if monotonic() >= self._last_cut + settings.current.interval:
+                now = monotonic()
+                if now >= self._last_cut + settings.current.interval:
                     batch = self.cut(timeout=None)
                     busy = batch is not None and batch.records >= BUSY_RECORDS
+                elif live is not None and now >= live:
+                    self._last_live = now
+                    wanted = self._live_wanted()  # if not, the records wait in the buffers, as before
+                    busy = bool(wanted) and self._live_cut(wanted == "asked") >= BUSY_RECORDS
                 else:
                     busy = self.drain(timeout=None) >= BUSY_RECORDS
             except Exception:
@@ -445,16 +484,64 @@ class Pipeline:
         finally:
             self._release()
 
+    def _live_wanted(self) -> str:
+        """``"asked"`` when a live exporter asks for a batch now (one is cut even if empty: it
+        answers a scrape), ``"due"`` when one takes batches every live_interval, else ""."""
+        found = ""
+        for worker in self._workers:
+            if not worker.live:
+                continue
+            ask = getattr(worker.exporter, "live_wanted", None)
+            if ask is None:
+                found = found or "due"
+                continue
+            try:
+                if ask():
+                    found = "asked"
+            except Exception:
+                _log.error_once(("live_wanted", worker.name), "instrument: exporter %r failed in live_wanted()",
+                                worker.name, exc_info=True)
+        return found
+
+    def _live_cut(self, even_empty: bool = False) -> int:
+        """Between intervals: the records since the last cut to the live exporters only,
+        held for the others (see the module docstring); nothing when nothing was recorded,
+        unless *even_empty*. Returns the records moved."""
+        if not self._acquire(None):
+            return 0
+        try:
+            self._last_live = monotonic()
+            if not settings.current.enabled:
+                return self.aggregator.discard()
+            moved = self.aggregator.drain()
+            workers = self._current_workers()
+            if self.aggregator.empty() and not even_empty:
+                return moved
+            self._seq += 1
+            batch = self.aggregator.snapshot(self._seq, settings.current.runtime_metrics)
+            for worker in workers:
+                if worker.live:
+                    worker.submit(batch, between=True)
+            if self._listeners or not all(worker.live for worker in workers):
+                self._held = batch if self._held is None else _joined(self._held, batch)
+            return moved
+        finally:
+            self._release()
+
     def _cut_locked(self) -> Batch | None:
-        self._last_cut = monotonic()
+        self._last_cut = self._last_live = monotonic()
         if not settings.current.enabled:
             self.aggregator.discard()
+            self._held = None
             return None
         self.aggregator.drain()
         self._seq += 1
-        batch = self.aggregator.snapshot(self._seq)
+        batch = self.aggregator.snapshot(self._seq, settings.current.runtime_metrics)
+        held, self._held = self._held, None
+        whole = batch if held is None else _joined(held, batch)  # the interval's, for all but the live
         for worker in self._current_workers():
-            worker.submit(batch)
+            worker.submit(batch if worker.live else whole)
+        batch = whole
         for listener in list(self._listeners):
             try:
                 listener(batch)
@@ -560,6 +647,12 @@ def _forget_half_imported_modules() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("instrument.") and getattr(getattr(module, "__spec__", None), "_initializing", False):
             sys.modules.pop(name, None)
+
+
+def _joined(first: Batch, second: Batch) -> Batch:
+    """One batch of two consecutive ones (the second's seq)."""
+    points = merge(first.points + second.points)
+    return Batch(second.seq, first.start_time, second.end_time, points, first.records + second.records)
 
 
 def _name_of(spec: Any) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 from ._histogram import HistogramData
 from ._model import Batch, Point, merge
 from ._pipeline import PIPELINE
+from ._process import is_runtime_metric
 from ._runtime import RUNTIME
 
 __all__ = ["Captured", "capture", "reset"]
@@ -50,7 +51,8 @@ class Captured:
 
     def _collect(self, batch: Batch) -> None:
         self._raw.extend(
-            p for p in batch.points if self._include_self or not p.name.startswith("instrument.")
+            p for p in batch.points
+            if self._include_self or not (p.name.startswith("instrument.") or is_runtime_metric(p.name))
         )
 
     def _finish(self) -> None:

@@ -12,6 +12,7 @@ import types
 import pytest
 
 import instrument.auto
+from instrument._process import RUNTIME_METRICS
 from instrument.integrations import REGISTRY, Integration, load, parse_version
 
 from .integrations.http_server import Server
@@ -160,7 +161,7 @@ def exported_names(path):
     if not path.exists():
         return []
     return sorted({json.loads(line)["name"] for line in path.read_text().splitlines()} - {
-        "instrument.records.dropped", "instrument.export.batches", "instrument.export.duration"})
+        "instrument.records.dropped", "instrument.export.batches", "instrument.export.duration", *RUNTIME_METRICS})
 
 
 @pytest.fixture(scope="module")

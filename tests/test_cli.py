@@ -11,6 +11,10 @@ import textwrap
 
 import pytest
 
+from instrument._cli import _parser, _run_environment
+from instrument._config import OPTIONS, ConfigurationError
+from instrument._process import is_runtime_metric
+
 
 def instrument_run(args, cwd, env=None, **kwargs):
     base = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
@@ -73,8 +77,37 @@ def test_options_become_variables_that_children_inherit(tmp_path):
     )
     assert 0 == result.returncode, result.stderr
     assert "instrument summary" not in result.stderr  # only the exporter asked for
-    names = [line["name"] for line in jsonl(out) if not line["name"].startswith("instrument.")]
+    names = [line["name"] for line in jsonl(out)
+             if not line["name"].startswith("instrument.") and not is_runtime_metric(line["name"])]
     assert ["cli.parent", "db.client.operation.duration"] == sorted(names)
+
+
+class TestRunOptions:
+    @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
+    def test_every_option_is_a_flag(self, option):
+        """Each declared option is `instrument run --NAME VALUE`, named after it (dashes for underscores)."""
+        args = _parser().parse_args(["run", f"--{option.name.replace('_', '-')}", "x", "--", "app"])
+        assert "x" == vars(args)[f"option_{option.name}"]
+
+    def test_a_flag_sets_its_variable(self):
+        """--NAME VALUE becomes INSTRUMENT_NAME=VALUE; --exporter adds to --exporters."""
+        args = _parser().parse_args([
+            "run", "--prometheus-address", "127.0.0.1:9500", "--runtime-metrics", "false",
+            "--exporters", "jsonl", "--exporter", "prometheus", "--", "app",
+        ])
+        env = _run_environment(args, {})
+        assert ("127.0.0.1:9500", "false", "jsonl,prometheus") == (
+            env["INSTRUMENT_PROMETHEUS_ADDRESS"], env["INSTRUMENT_RUNTIME_METRICS"], env["INSTRUMENT_EXPORTERS"]
+        )
+
+    def test_a_bad_value_names_the_variable(self, tmp_path):
+        """A malformed value stops instrument run before the program starts, naming the option's variable."""
+        with pytest.raises(ConfigurationError, match="INSTRUMENT_LIVE_INTERVAL is 'soon'"):
+            _run_environment(_parser().parse_args(["run", "--live-interval", "soon", "--", "app"]), {})
+        result = instrument_run(["--prometheus-native-max-buckets", "-3", "--", sys.executable, "-c", "pass"], tmp_path)
+        assert (2, "instrument run: INSTRUMENT_PROMETHEUS_NATIVE_MAX_BUCKETS is '-3'") == (
+            result.returncode, result.stderr.split(";")[0]
+        )
 
 
 def test_application_sitecustomize_runs_once_after_ours(tmp_path):

@@ -45,6 +45,8 @@ class TestEnvironment:
             "INSTRUMENT_HTTP_URL": "https://ingest.example/v1",
             "INSTRUMENT_HTTP_HEADERS": "x-api-key=abc==,x-team=pay",
             "INSTRUMENT_HTTP_TIMEOUT": "3",
+            "INSTRUMENT_PROMETHEUS_NATIVE_MAX_BUCKETS": "160",
+            "INSTRUMENT_CLASSIC_BUCKETS": "http.server.request.duration=0.25, 0.1 ,1;unit:By=1024",
         }
         assert {
             "prometheus_address": ("0.0.0.0", 9100),
@@ -53,6 +55,8 @@ class TestEnvironment:
             "http_url": "https://ingest.example/v1",
             "http_headers": (("x-api-key", "abc=="), ("x-team", "pay")),
             "http_timeout": 3.0,
+            "prometheus_native_max_buckets": 160,
+            "classic_buckets": {"http.server.request.duration": (0.1, 0.25, 1.0), "unit:By": (1024.0,)},
         } == from_environ(env)
 
     def test_defaults(self):
@@ -76,6 +80,11 @@ class TestEnvironment:
             ("INSTRUMENT_ENABLED", "maybe", "INSTRUMENT_ENABLED is 'maybe'; use true or false"),
             ("INSTRUMENT_BUFFER_SIZE", "1.5", "INSTRUMENT_BUFFER_SIZE is '1.5'; it must be a whole number"),
             ("INSTRUMENT_EXPORTERS", "jsonl,nope", "INSTRUMENT_EXPORTERS: unknown exporter 'nope'; known exporters: "),
+            ("INSTRUMENT_CLASSIC_BUCKETS", "db.wait", "INSTRUMENT_CLASSIC_BUCKETS has an entry without 'name=b1,"),
+            ("INSTRUMENT_CLASSIC_BUCKETS", "db.wait=0.1,x", "the boundaries of 'db.wait' must be numbers"),
+            ("INSTRUMENT_CLASSIC_BUCKETS", "db.wait=0.1,0.1", "the boundaries of 'db.wait' must be distinct finite"),
+            ("INSTRUMENT_CLASSIC_BUCKETS", "=0.1", "has an entry without a metric name or unit"),
+            ("INSTRUMENT_PROMETHEUS_NATIVE_MAX_BUCKETS", "-1", "must be a whole number >= 0"),
         ],
     )
     def test_malformed_value_names_variable_and_value(self, variable, value, message):

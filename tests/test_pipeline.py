@@ -163,6 +163,75 @@ class TestExport:
         assert [False] == results
 
 
+class LiveMemory(MemoryExporter):
+    """A memory exporter that asks for live batches, as the Prometheus endpoint does."""
+
+    name = "live-memory"
+    live = True
+
+
+def wait_until(condition, timeout=10.0):
+    """Poll *condition* until true; False after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class TestLiveExporters:
+    @pytest.fixture
+    def live(self, exported):
+        """A live exporter beside `exported` (not live), batches every 0.05 s, intervals of an hour."""
+        created = LiveMemory()
+        instrument.configure(exporters=[created, exported], interval=3600.0, live_interval=0.05)
+        yield created
+        instrument.configure(exporters=[exported], live_interval=0.1)
+
+    def test_live_exporters_get_records_between_intervals(self, live, exported):
+        """Without a flush, a live exporter gets what was recorded within its live_interval; others wait."""
+        instrument.count("live.jobs", 3)
+        assert wait_until(lambda: counter_total(live, "live.jobs") == 3)
+        instrument.count("live.jobs", 4)
+        assert wait_until(lambda: counter_total(live, "live.jobs") == 7)
+        assert (0, 2) <= (counter_total(exported, "live.jobs"), len(live.batches))
+        assert 0 == counter_total(exported, "live.jobs")
+
+    def test_every_exporter_gets_every_record_once(self, live, exported):
+        """After the interval's cut, the live exporter and the others each hold the exact totals;
+        the others got the interval as one batch."""
+        instrument.count("live.once", 1)
+        assert wait_until(lambda: counter_total(live, "live.once") == 1)
+        instrument.count("live.once", 2)
+        instrument.record("live.sizes", 5.0)
+        assert instrument.flush(5.0)
+        assert (3, 3) == (counter_total(live, "live.once"), counter_total(exported, "live.once"))
+        assert [1, 1] == [p.histogram.count for p in (live.points("live.sizes")[0], exported.points("live.sizes")[0])]
+        assert 1 == sum(1 for b in exported.batches if any(p.name == "live.once" for p in b.points))
+
+    def test_listeners_get_the_interval_once(self, live):
+        """capture() sees records cut early for live exporters exactly once."""
+        from instrument.testing import capture
+
+        with capture() as captured:
+            instrument.count("live.captured", 2)
+            assert wait_until(lambda: counter_total(live, "live.captured") == 2)
+            instrument.count("live.captured", 5)
+        assert 7 == sum(p.value for p in captured.points if p.name == "live.captured")
+
+    def test_batches_between_intervals_are_not_self_metrics(self, live, exported):
+        """Live batches cut between intervals are not counted in instrument.export.batches: an idle
+        process then sends nothing."""
+        instrument.count("live.quiet", 1)
+        assert wait_until(lambda: counter_total(live, "live.quiet") == 1)
+        assert instrument.flush(5.0)  # counted: its self-metrics make one more live batch
+        assert wait_until(lambda: counter_total(live, "instrument.export.batches", {"exporter": "live-memory"}) == 1)
+        quiet = len(live.batches)
+        time.sleep(0.3)  # six live periods with nothing recorded
+        assert quiet == len(live.batches)
+
+
 class TestShutdown:
     def test_shutdown_flushes_and_shuts_exporters_down(self):
         exporter = MemoryExporter()

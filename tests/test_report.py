@@ -129,6 +129,22 @@ class TestReading:
         assert {"payload.size", "queue.depth"} == names
 
 
+class TestResource:
+    def test_the_resources_of_the_lines_are_shown_under_the_title(self, tmp_path):
+        """Each distinct "resource" of the lines read is one line under the title."""
+        path = tmp_path / "r.jsonl"
+        point = Point("jobs", "counter", "1", {}, 10.0, 20.0, value=1).as_dict()
+        path.write_text("".join(json.dumps({**point, "resource": found}) + "\n" for found in (
+            {"service.name": "payments", "service.version": "1.4"},
+            {"service.version": "1.4", "service.name": "payments"},
+            {"service.name": "billing"},
+        )))
+        result = report(str(path))
+        assert 0 == result.returncode, result.stderr
+        assert ["resource: service.name=payments, service.version=1.4", "resource: service.name=billing"] == \
+            result.stdout.splitlines()[1:3]
+
+
 class TestMerging:
     def test_the_row_of_a_histogram_covers_every_interval_of_every_process(self, two_workers):
         path, values = two_workers

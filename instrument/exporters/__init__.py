@@ -77,7 +77,15 @@ class Exporter:
     as `Option` objects (``Option(default, parse, help, name="acme_url")``): they are
     then ``configure(acme_url=...)`` and ``INSTRUMENT_ACME_URL`` like instrument's own,
     and it reads them with ``config.option("acme_url")``.
+
+    A `live` exporter (one that serves what was recorded, such as a scrape endpoint)
+    is asked every ``live_interval`` seconds whether it wants the records since its
+    last batch (its ``live_wanted()``; without one, it gets them every
+    ``live_interval``), instead of one batch per ``interval``; the others still get
+    one per interval.
     """
+
+    live = False
 
     name = "exporter"
     options: tuple[str | Option, ...] = ()

@@ -2,9 +2,10 @@
 
 One row per series, sorted by metric then tags: histograms fill count, the quantiles of
 ``_model.QUANTILES`` and max; counters and gauges fill value. Every value carries its unit
-(see ``_format``); numbers are aligned right. instrument's own metrics (``instrument.*``)
-are left out unless asked for, and then follow in a section of their own; left out, one
-line still says when records were dropped or exports failed.
+(see ``_format``); numbers are aligned right. instrument's own metrics (``instrument.*``),
+and the process's runtime metrics (``_process``), are left out unless asked for, and
+then follow in a section of their own; left out, one line still says when records were
+dropped or exports failed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from .._format import format_number, format_value
 from .._histogram import HistogramData
 from .._model import QUANTILES, Point
+from .._process import is_runtime_metric
 
 SELF_PREFIX = "instrument."
 HEADER = ("metric", "tags", "count", *(name for name, _ in QUANTILES), "max", "value")
@@ -22,7 +24,8 @@ SELF_SECTION = "instrument's own metrics:"
 
 
 def is_self_metric(point: Point) -> bool:
-    return point.name.startswith(SELF_PREFIX)
+    """instrument's own metrics, and the process and runtime metrics it samples."""
+    return point.name.startswith(SELF_PREFIX) or is_runtime_metric(point.name)
 
 
 def format_tags(point: Point) -> str:

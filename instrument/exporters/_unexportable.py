@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _log, _record
@@ -50,12 +51,14 @@ def _finite(number: Any) -> bool:
         return True
 
 
-def json_lines(exporter: str, points: list[Point]) -> list[str]:
-    """The JSON text of each point (`Point.as_dict`), dropping those JSON cannot hold."""
+def json_lines(exporter: str, points: list[Point], resource: Mapping[str, str] | None = None) -> list[str]:
+    """The JSON text of each point (`Point.as_dict`, with a ``resource`` field when
+    *resource* has attributes), dropping those JSON cannot hold."""
     lines = []
+    extra = {"resource": dict(resource)} if resource else {}
     for point in points:
         try:
-            lines.append(json.dumps(point.as_dict(), separators=(",", ":"), allow_nan=False))
+            lines.append(json.dumps({**point.as_dict(), **extra}, separators=(",", ":"), allow_nan=False))
         except ValueError:  # a sum that overflowed to infinity: JSON has no such number
             drop(exporter, point, "a number beyond float range")
     return lines

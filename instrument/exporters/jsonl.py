@@ -1,5 +1,8 @@
 """`jsonl`: one JSON object per series per interval, appended to a file.
 
+Each line is a point in `Point.as_dict`'s form, with a ``resource`` object when
+resource attributes are set (`instrument._resource`).
+
 A point with a number JSON cannot hold (a sum beyond float range) is left out alone
 and counted in ``instrument.records.dropped{reason=unexportable}``.
 
@@ -15,6 +18,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._model import Batch
+from .._resource import attributes
 from . import Exporter
 from ._unexportable import json_lines
 
@@ -26,7 +30,7 @@ _CHUNK = 1 << 16  # bytes per write: whole lines, up to this much
 
 class JsonlExporter(Exporter):
     name = "jsonl"
-    options = ("jsonl_path",)
+    options = ("jsonl_path", "resource")
 
     def __init__(self, config: Config | None = None, path: str | None = None) -> None:
         super().__init__(config)
@@ -35,6 +39,7 @@ class JsonlExporter(Exporter):
         self.path = os.path.abspath(chosen)
         self._fd: int | None = None
         self._lock = threading.Lock()
+        self.resource = attributes(config.resource if config is not None else {})  # a field of every line
 
     def _open(self) -> int:
         if self._fd is None:
@@ -44,7 +49,7 @@ class JsonlExporter(Exporter):
     def export(self, batch: Batch) -> None:
         if not batch.points:
             return
-        lines = [(line + "\n").encode() for line in json_lines(self.name, batch.points)]
+        lines = [(line + "\n").encode() for line in json_lines(self.name, batch.points, self.resource)]
         with self._lock:
             fd = self._open()
             chunk: list[bytes] = []

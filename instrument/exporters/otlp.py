@@ -14,9 +14,9 @@ compression, certificates). This module reads the ones that shape the data:
   histograms, which ``lowmemory`` makes delta too, so it equals ``delta`` here.
 - ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``:
   ``base2_exponential_bucket_histogram`` (our default: our own buckets, exact) or
-  ``explicit_bucket_histogram`` (powers of two chosen by unit, the ``le`` boundaries
-  of the Prometheus endpoint: each is a boundary of our buckets, so counts are exact;
-  see `explicit_bounds`).
+  ``explicit_bucket_histogram`` (the classic boundaries, ``classic_buckets``, the
+  ``le`` boundaries of the Prometheus endpoint; the default ones are boundaries of our
+  buckets, so counts are exact; see `explicit_counts`).
 - ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``: through ``Resource.create()``.
 
 Gauges are reported at every export with their last value, as the SDK does for a
@@ -29,10 +29,10 @@ import logging
 import os
 import threading
 import uuid
-from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +56,11 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from .._buckets import boundary_exponents, cumulative_counts, middle
+from .._buckets import classic_bounds, cumulative_counts
 from .._config import ConfigurationError
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
+from .._resource import attributes
 from .._urls import redact
 from . import Exporter, ExportError, MissingDependency, import_what_requests_imports_late
 from ._cumulative import Cumulative
@@ -68,7 +69,7 @@ from ._unexportable import drop
 if TYPE_CHECKING:
     from .._config import Config
 
-__all__ = ["MAX_BUCKETS", "OtlpExportError", "OtlpExporter", "OtlpSettings", "explicit_bounds"]
+__all__ = ["MAX_BUCKETS", "OtlpExportError", "OtlpExporter", "OtlpSettings", "explicit_counts"]
 
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 TEMPORALITY_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
@@ -151,9 +152,12 @@ class OtlpExporter(Exporter):
     """
 
     name = "otlp"
+    options = ("classic_buckets", "resource")
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__(config)
+        self.classic_buckets = config.classic_buckets if config is not None else {}
+        self.resource_attributes = attributes(config.resource if config is not None else {})
         self.settings = OtlpSettings.from_environ(os.environ)
         self.endpoint = self.settings.endpoint(os.environ)
         self._start_process()
@@ -170,7 +174,7 @@ class OtlpExporter(Exporter):
         self._otel = _sdk_exporter(self.settings)
         self._totals = Cumulative()  # counters and histograms, with cumulative temporality
         self._gauges = Cumulative()  # last value of every gauge
-        self.resource = _resource()
+        self.resource = _resource(self.resource_attributes)
 
     def export(self, batch: Batch) -> None:
         if self._pid != os.getpid():
@@ -208,6 +212,7 @@ class OtlpExporter(Exporter):
             export_time=export_time,
             cumulative=self.settings.cumulative,
             exponential=self.settings.exponential,
+            classic=self.classic_buckets,
         )
 
     def _encodable(self, points: list[Point], export_time: float) -> list[Point]:
@@ -237,12 +242,14 @@ def to_metrics_data(
     export_time: float,
     cumulative: bool,
     exponential: bool = True,
+    classic: Mapping[str, tuple[float, ...]] | None = None,
 ) -> MetricsData:
     """Our points as one ``MetricsData``: a metric per (name, kind, unit), a data point per series.
 
     With *cumulative*, counters and histograms are totals since each point's
     ``start_time`` and are stamped *export_time*; otherwise each covers its own
     interval. Gauges are stamped *export_time*, the time their last value holds at.
+    Explicit-bucket histograms have the boundaries *classic* (``classic_buckets``) gives.
     """
     temporality = AggregationTemporality.CUMULATIVE if cumulative else AggregationTemporality.DELTA
     grouped: dict[tuple[str, str, str], list[Point]] = {}
@@ -262,7 +269,7 @@ def to_metrics_data(
             data = Gauge(data_points=_number_points(series, now))
         else:
             histogram_type: Any = ExponentialHistogram if exponential else Histogram
-            make_point: Any = _exponential_point if exponential else _explicit_point
+            make_point: Any = _exponential_point if exponential else partial(_explicit_point, classic=classic or {})
             data = histogram_type(
                 data_points=[
                     make_point(p, p.histogram, now if cumulative else _ns(p.end_time))
@@ -314,32 +321,16 @@ def downscale(histogram: HistogramData, max_buckets: int = MAX_BUCKETS) -> tuple
     return coarse.scale, _buckets(coarse, "positive"), _buckets(coarse, "negative")
 
 
-def explicit_bounds(unit: str) -> list[float]:
-    """The explicit bucket boundaries of a histogram in *unit*: powers of two.
+def explicit_counts(histogram: HistogramData, bounds: Sequence[float]) -> list[int]:
+    """Counts per explicit bucket ``(bounds[i-1], bounds[i]]``, the last one above all bounds.
 
+    Exact at the default boundaries (powers of sqrt(2): boundaries of our buckets);
+    at others, each of our buckets counts where its middle falls (`cumulative_counts`).
     OpenTelemetry's default boundaries (0, 5, 10, ... 10000) suit milliseconds, not
-    seconds, and fall inside our exponential buckets. Powers of two are boundaries of
-    those buckets at every scale >= 0, so the counts below them are exact; they are
-    the ``le`` values of the Prometheus endpoint (2**-17 s to 2**6 s for seconds).
+    seconds, and fall inside our buckets: we never use them.
     """
-    return [2.0**k for k in boundary_exponents(unit)]
-
-
-def explicit_counts(histogram: HistogramData, unit: str) -> list[int]:
-    """Counts per explicit bucket ``(bounds[i-1], bounds[i]]`` of `explicit_bounds`, exact.
-
-    A histogram of a negative scale (merged from a coarser producer) has buckets that
-    straddle powers of two: each is then counted where its geometric middle falls.
-    """
-    exponents = boundary_exponents(unit)
-    if histogram.scale >= 0:
-        below = cumulative_counts(histogram, exponents)
-        return [below[0], *(b - a for a, b in pairwise(below)), histogram.count - below[-1]]
-    bounds = explicit_bounds(unit)
-    counts = [0] * (len(bounds) + 1)
-    for lower, upper, n in histogram.buckets():
-        counts[bisect_left(bounds, min(max(middle(lower, upper), histogram.min), histogram.max))] += n
-    return counts
+    below = cumulative_counts(histogram, bounds)
+    return [below[0], *(b - a for a, b in pairwise(below)), histogram.count - below[-1]]
 
 
 def _exponential_point(point: Point, histogram: HistogramData, time_ns: int) -> ExponentialHistogramDataPoint:
@@ -360,15 +351,17 @@ def _exponential_point(point: Point, histogram: HistogramData, time_ns: int) -> 
     )
 
 
-def _explicit_point(point: Point, histogram: HistogramData, time_ns: int) -> HistogramDataPoint:
+def _explicit_point(point: Point, histogram: HistogramData, time_ns: int,
+                    classic: Mapping[str, tuple[float, ...]]) -> HistogramDataPoint:
+    bounds = classic_bounds(point.name, point.unit, classic)
     return HistogramDataPoint(
         attributes=point.tags,
         start_time_unix_nano=_ns(point.start_time),
         time_unix_nano=time_ns,
         count=histogram.count,
         sum=histogram.sum,
-        bucket_counts=explicit_counts(histogram, point.unit),
-        explicit_bounds=explicit_bounds(point.unit),
+        bucket_counts=explicit_counts(histogram, bounds),
+        explicit_bounds=list(bounds),
         min=histogram.min,
         max=histogram.max,
     )
@@ -402,13 +395,14 @@ def _version() -> str:
     return __version__
 
 
-def _resource() -> Resource:
-    """``Resource.create()`` (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), with an instance id.
+def _resource(found: Mapping[str, str]) -> Resource:
+    """``Resource.create()`` with the attributes *found* (`instrument._resource`: the
+    ``resource`` option over OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME), with an instance id.
 
     Each process reports its own cumulative series, so each needs its own
     ``service.instance.id`` (recent SDKs add one; older ones do not).
     """
-    resource = Resource.create()
+    resource = Resource.create(dict(found))
     if "service.instance.id" not in resource.attributes:
         resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
     return resource

@@ -34,6 +34,7 @@ counts the batch in ``instrument.export.failures``.
 from __future__ import annotations
 
 import math
+import os
 import re
 import select
 import socket
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from .._buckets import middle
 from .._histogram import HistogramData
 from .._model import Batch, Kind, Point
+from .._resource import attributes
 from . import Exporter, ExportError
 from ._unexportable import drop, finite
 
@@ -74,7 +76,7 @@ class StatsdExportError(ExportError, OSError):
 class _UdpLineExporter(Exporter):
     """The transport both flavours share: lines, packed into datagrams, over one socket."""
 
-    options = ("statsd_address", "statsd_max_datagram")
+    options: tuple[str, ...] = ("statsd_address", "statsd_max_datagram")
 
     def __init__(
         self,
@@ -171,10 +173,17 @@ class DogStatsdExporter(_UdpLineExporter):
     """
 
     name = "dogstatsd"
+    options = ("statsd_address", "statsd_max_datagram", "resource")
+
+    def __init__(self, config: Config | None = None, *, address: tuple[str, int] | None = None,
+                 max_datagram: int | None = None) -> None:
+        super().__init__(config, address=address, max_datagram=max_datagram)
+        self.constant_tags = constant_tags(attributes(config.resource if config is not None else {}), os.environ)
 
     def _lines(self, point: Point) -> Iterator[bytes]:
         name = _dogstatsd_name(point.name)
-        tags = _dogstatsd_tags(_tag_items(point.tags))
+        tags = _dogstatsd_tags(_tag_items({**self.constant_tags, **point.tags}) if self.constant_tags
+                               else _tag_items(point.tags))
         if point.kind == Kind.HISTOGRAM:
             histogram = point.histogram
             if histogram is not None:
@@ -238,6 +247,28 @@ def _sample_rate(weight: int) -> str:
 
 
 # --- names and tags --------------------------------------------------------------
+
+# Datadog's unified service tags, from its variables or else from the resource.
+_UNIFIED = (("env", "DD_ENV", "deployment.environment.name"), ("service", "DD_SERVICE", "service.name"),
+            ("version", "DD_VERSION", "service.version"))
+
+
+def constant_tags(resource: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The tags of every DogStatsD line: Datadog's unified service tags ``env``, ``service``
+    and ``version`` (``DD_ENV``, ``DD_SERVICE``, ``DD_VERSION``, as the Datadog clients read
+    them; else ``deployment.environment.name``, ``service.name``, ``service.version`` of the
+    resource) and ``DD_TAGS`` (``key:value``, separated by commas or spaces)."""
+    found = {}
+    for item in environ.get("DD_TAGS", "").replace(",", " ").split():
+        key, _, value = item.partition(":")
+        if key:
+            found[key] = value
+    for tag, variable, attribute in _UNIFIED:
+        value = environ.get(variable, "").strip() or resource.get(attribute, "")
+        if value:
+            found[tag] = value
+    return found
+
 
 
 def _tag_items(tags: Mapping[str, Any]) -> TagItems:

@@ -13,7 +13,8 @@ from ._read import Report, ReportError, read
 
 def text(report: Report) -> str:
     """The table printed on standard output: one row per series."""
-    return render(report.all_series(), report.title(), self_metrics=report.self_metrics)
+    title = "\n".join([report.title(), *report.resource_lines()])
+    return render(report.all_series(), title, self_metrics=report.self_metrics)
 
 
 def main(files: Iterable[str], html: str | None, metrics: Sequence[str], self_metrics: bool = False) -> int:

@@ -47,6 +47,16 @@ class Report:
         self._series: dict[tuple[Any, ...], Series] = {}
         self._timeline = Timeline(slots)
         self._slots: tuple[list[float], dict[tuple[Any, ...], list[Slot | None]]] | None = None
+        self.resources: dict[tuple[tuple[str, str], ...], None] = {}  # each distinct resource of the lines
+
+    def describe(self, resource: object) -> None:
+        """Note the ``resource`` field of a line (the attributes the process was set to describe)."""
+        if isinstance(resource, dict) and resource:
+            self.resources.setdefault(tuple(sorted((str(k), str(v)) for k, v in resource.items())), None)
+
+    def resource_lines(self) -> list[str]:
+        """``resource: key=value, ...`` for each distinct resource read."""
+        return ["resource: " + ", ".join(f"{k}={v}" for k, v in found) for found in self.resources]
 
     @classmethod
     def of(cls, points: Iterable[Point], sources: Sequence[str] = ("-",), **options: Any) -> Report:
@@ -154,7 +164,8 @@ def _points(path: str, report: Report, stdin: IO[bytes] | None, progress: Progre
                 if not line.strip():
                     continue
                 try:
-                    point = point_from_dict(json.loads(line))
+                    data = json.loads(line)
+                    point = point_from_dict(data)
                 except ValueError as exc:
                     reason = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
                     if not line.endswith("\n"):  # only the last line can lack it
@@ -162,6 +173,7 @@ def _points(path: str, report: Report, stdin: IO[bytes] | None, progress: Progre
                         continue
                     raise ReportError(f"{label}:{number}: {reason}") from None
                 report.lines += 1
+                report.describe(data.get("resource"))
                 yield point
     except OSError as exc:
         raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -42,6 +42,26 @@ def test_schema_of_each_kind(tmp_path):
     assert 1 == sum(timer["buckets"]["positive"]["counts"])
 
 
+def test_every_line_carries_the_resource(tmp_path, monkeypatch):
+    """With resource attributes set, each line has them in a "resource" object; without, no field."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "payments")
+    from instrument._config import Config
+    from instrument._model import Batch
+
+    path = tmp_path / "r.jsonl"
+    exporter = JsonlExporter(Config(jsonl_path=str(path), resource={"service.version": "1.4"}))
+    with capture() as captured:
+        instrument.count("jsonl.resourced", 1)
+    exporter.export(Batch(1, 0.0, 1.0, captured.points, 1))
+    exporter.shutdown()
+    assert [{"service.name": "payments", "service.version": "1.4"}] == [line["resource"] for line in lines(path)]
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    bare = JsonlExporter(path=str(tmp_path / "bare.jsonl"))
+    bare.export(Batch(1, 0.0, 1.0, captured.points, 1))
+    bare.shutdown()
+    assert ["resource" in line for line in lines(tmp_path / "bare.jsonl")] == [False]
+
+
 def test_appends_and_never_truncates(tmp_path, exported):
     path = tmp_path / "m.jsonl"
     path.write_text('{"existing": true}\n')

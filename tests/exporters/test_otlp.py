@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 import instrument
+from instrument._buckets import classic_bounds
 from instrument._config import ConfigurationError, settings
 from instrument._histogram import HistogramState
 from instrument._model import Batch, Point
+from instrument._process import is_runtime_metric
 from instrument.exporters import MissingDependency
-from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_bounds, explicit_counts
+from instrument.exporters.otlp import MAX_BUCKETS, OtlpExporter, OtlpExportError, explicit_counts
 
 from ..helpers import counter_total, free_port, require_module
 from .otlp_receiver import GrpcOtlpReceiver, OtlpReceiver, Received, attributes, metrics_by_name
@@ -48,8 +50,11 @@ def bucket_index(value, scale):
 
 
 def ours(received: Received) -> dict:
-    """The metrics of one request, without instrument's self-metrics."""
-    return {name: metric for name, metric in metrics_by_name(received).items() if not name.startswith("instrument.")}
+    """The metrics of one request, without instrument's self-metrics and the runtime metrics."""
+    return {
+        name: metric for name, metric in metrics_by_name(received).items()
+        if not name.startswith("instrument.") and not is_runtime_metric(name)
+    }
 
 
 @pytest.fixture
@@ -159,6 +164,23 @@ class TestConversion:
         assert resource["service.instance.id"]
         (scope_metrics,) = resource_metrics.scope_metrics
         assert ("instrument", instrument.__version__) == (scope_metrics.scope.name, scope_metrics.scope.version)
+
+    def test_the_resource_option_wins_over_the_environment(self, receiver, exported, otel_env):
+        """configure(resource=...) sets attributes over OTEL_SERVICE_NAME's and OTEL_RESOURCE_ATTRIBUTES'."""
+        otel_env.setenv("OTEL_SERVICE_NAME", "checkout")
+        otel_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
+        instrument.configure(exporters=["otlp", exported],
+                             resource={"service.name": "billing", "deployment.environment.name": "prod"})
+        try:
+            instrument.count("otlp.resource.option")
+            assert instrument.flush(5.0)
+            (resource_metrics,) = receiver.wait_for(1)[0].request.resource_metrics
+        finally:
+            instrument.configure(resource={})
+        resource = attributes(resource_metrics.resource.attributes)
+        assert ("billing", "prod", "payments") == (
+            resource["service.name"], resource["deployment.environment.name"], resource["team"]
+        )
 
     def test_self_metrics_are_exported_like_any_other(self, receiver, start_otlp):
         """instrument.* metrics, such as the exporter's own batch count, are sent too."""
@@ -273,10 +295,10 @@ class TestExponentialBuckets:
 
 
 class TestExplicitBuckets:
-    def test_explicit_bucket_histogram_has_exact_counts_at_power_of_two_bounds(self, receiver, start_otlp, otel_env):
-        """explicit_bucket_histogram: boundaries are powers of two chosen by unit (the Prometheus
-        endpoint's le values), which are boundaries of our buckets too, so every count is exact,
-        values on a boundary included."""
+    def test_explicit_bucket_histogram_has_exact_counts_at_the_classic_bounds(self, receiver, start_otlp, otel_env):
+        """explicit_bucket_histogram: boundaries are the classic ones, powers of sqrt(2) chosen by
+        unit (the Prometheus endpoint's le values), which are boundaries of our buckets too, so
+        every count is exact, values on a boundary included."""
         otel_env.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "explicit_bucket_histogram")
         start_otlp()
         values = [0, 3, 7, 7, 8, 8.000001, 64, 65, 2**40]  # 8 and 64 sit on boundaries
@@ -293,7 +315,7 @@ class TestExplicitBuckets:
         for name, unit_values in (("otlp.explicit", values), ("otlp.explicit.seconds", seconds)):
             (point,) = metrics[name].histogram.data_points
             bounds = list(point.explicit_bounds)
-            assert bounds == explicit_bounds("s" if name.endswith("seconds") else "")
+            assert bounds == list(classic_bounds(name, "s" if name.endswith("seconds") else "", {}))
             expected = [0] * (len(bounds) + 1)
             for value in unit_values:  # OpenTelemetry's buckets: (bounds[i-1], bounds[i]]
                 expected[bisect.bisect_left(bounds, value)] += 1
@@ -302,15 +324,27 @@ class TestExplicitBuckets:
         assert ({"k": "v"}, len(values), sum(values), 0, 2**40) == (
             attributes(point.attributes), point.count, point.sum, point.min, point.max,
         )
-        assert [2.0**k for k in range(-17, 7)] == explicit_bounds("s")
+
+    def test_configured_classic_buckets_are_the_explicit_bounds(self, receiver, exported, otel_env):
+        """classic_buckets for a metric gives its explicit bounds; each count is where its values are."""
+        otel_env.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "explicit_bucket_histogram")
+        instrument.configure(exporters=["otlp", exported], classic_buckets={"otlp.slo": [0.1, 0.3, 1.0]})
+        try:
+            for value in (0.05, 0.2, 0.25, 0.5, 2.0):
+                instrument.record("otlp.slo", value, unit="s")
+            assert instrument.flush(5.0)
+            (point,) = ours(receiver.wait_for(1)[0])["otlp.slo"].histogram.data_points
+        finally:
+            instrument.configure(classic_buckets={})
+        assert ([0.1, 0.3, 1.0], [1, 2, 1, 1]) == (list(point.explicit_bounds), list(point.bucket_counts))
 
     def test_a_coarser_histogram_is_counted_by_bucket_middles(self):
         """Below scale 0 a bucket straddles powers of two: it is counted where its middle falls."""
         state = HistogramState()
         state.add_many([0.3, 3.0, 30.0, 300.0])
         coarse = state.freeze().downscale(-1)
-        counts = explicit_counts(coarse, "")
-        assert 4 == sum(counts) and len(explicit_bounds("")) + 1 == len(counts)
+        counts = explicit_counts(coarse, classic_bounds("x", "", {}))
+        assert 4 == sum(counts) and len(classic_bounds("x", "", {})) + 1 == len(counts)
 
 
 class TestOwnTraffic:

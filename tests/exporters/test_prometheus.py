@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,23 +23,30 @@ from pathlib import Path
 import pytest
 
 import instrument
+from instrument._config import Config
 from instrument._histogram import HistogramData
 from instrument._model import Batch, Point
 from instrument.exporters.memory import MemoryExporter
-from instrument.exporters.prometheus import ENDPOINTS_VARIABLE, ForwardingError, PrometheusExporter
+from instrument.exporters.prometheus import (
+    DEFAULT_CLASSIC_BOUNDS,
+    ENDPOINTS_VARIABLE,
+    ForwardingError,
+    PrometheusExporter,
+)
 from instrument.exporters.prometheus._frames import encode_frame
+from instrument.exporters.prometheus._pull import LOCAL, Pulls
 from instrument.testing import capture
 
 from ..helpers import counter_total, free_port, require_binary, require_module
 from .prometheus_support import (
     OPENMETRICS_ACCEPT,
-    PrometheusServer,
+    go_float,
     register_entry_point,
     samples,
     scrape,
 )
 
-LE_SECONDS = [2.0**k for k in range(-17, 7)]
+LE_SECONDS = DEFAULT_CLASSIC_BOUNDS["s"]
 
 
 def counter(name, value, tags=None, unit="", start=100.0):
@@ -47,62 +55,6 @@ def counter(name, value, tags=None, unit="", start=100.0):
 
 def batch(*points):
     return Batch(1, 0.0, 1.0, list(points), len(points))
-
-
-@pytest.fixture
-def exporter():
-    """A Prometheus exporter on a free port, fed by hand with export(); shut down after."""
-    created = PrometheusExporter(address=("127.0.0.1", 0))
-    yield created
-    created.shutdown()
-
-
-@pytest.fixture
-def endpoint():
-    """A Prometheus exporter on a free port wired into the pipeline (exports on flush())."""
-    created = PrometheusExporter(address=("127.0.0.1", 0))
-    instrument.flush(5.0)  # earlier tests' records go to earlier exporters
-    instrument.configure(exporters=[created], interval=3600.0, enabled=True)
-    yield created
-    instrument.flush(5.0)
-    instrument.configure(exporters=[], interval=10.0)
-    created.shutdown()
-
-
-@pytest.fixture
-def port_holder():
-    """Another process listening on a TCP port of 127.0.0.1; yields the port."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
-            import socket, sys
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen()
-            print(sock.getsockname()[1], flush=True)
-            sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert holder.stdout is not None
-    yield int(holder.stdout.readline())
-    holder.communicate("")
-
-
-@pytest.fixture
-def prometheus_server(tmp_path):
-    """Starts the real Prometheus server scraping the given targets every second."""
-    binary = require_binary("prometheus")
-    started = []
-
-    def start(*targets):
-        server = PrometheusServer(binary, tmp_path, list(targets))
-        started.append(server)
-        server.wait_ready()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 class TestTextFormat:
@@ -178,7 +130,7 @@ class TestTextFormat:
         assert {'alike_total{net_peer="a"}': "3", 'alike_total{ok="true"}': "12"} == samples(scrape(exporter.url)[1])
 
     def test_histogram_buckets_sum_and_count_are_exact(self, exporter):
-        """Each le count is the number of recorded values <= le, powers of two included; +Inf is the count."""
+        """Each le count is the number of recorded values <= le, boundaries included; +Inf is the count."""
         values = [-3, 0, 0.5, 1, 63, 64, 64.5, 100, 1024, 1025, 5000, 2**29, 1e12]
         with capture() as captured:
             for value in values:
@@ -186,8 +138,8 @@ class TestTextFormat:
         exporter.export(batch(*captured.points))
         found = samples(scrape(exporter.url)[1])
         buckets = {key: int(value) for key, value in found.items() if key.startswith("prom_exact_size_bytes_bucket")}
-        expected = {f'prom_exact_size_bytes_bucket{{le="{_go(2.0**k)}"}}': sum(v <= 2**k for v in values)
-                    for k in range(6, 30)}
+        expected = {f'prom_exact_size_bytes_bucket{{le="{go_float(b)}"}}': sum(v <= b for v in values)
+                    for b in DEFAULT_CLASSIC_BOUNDS["By"]}
         expected['prom_exact_size_bytes_bucket{le="+Inf"}'] = len(values)
         assert expected == buckets
         assert str(len(values)) == found["prom_exact_size_bytes_count"]
@@ -204,8 +156,28 @@ class TestTextFormat:
             instrument.record("prom.le.narrow", 500.0, unit="s")
         exporter.export(batch(*captured.points))
         second = _le_values(scrape(exporter.url)[1])
-        expected = [_go(b) for b in LE_SECONDS] + ["+Inf"]
+        expected = [go_float(b) for b in LE_SECONDS] + ["+Inf"]
         assert {"prom_le_narrow_seconds": expected, "prom_le_wide_seconds": expected} == first == second
+
+    def test_classic_buckets_are_configured_per_metric_or_per_unit(self):
+        """classic_buckets: a metric's own boundaries, else its unit's, else the default."""
+        configured = Config(prometheus_address=("127.0.0.1", 0),
+                            classic_buckets={"prom.slo": (0.1, 0.3), "unit:By": (1024.0,)})
+        created = PrometheusExporter(configured)
+        try:
+            with capture() as captured:
+                for value in (0.05, 0.2, 0.5):
+                    instrument.record("prom.slo", value, unit="s")
+                    instrument.record("prom.other", value, unit="s")
+                instrument.record("prom.payload", 2000, unit="By")
+            created.export(batch(*captured.points))
+            found = _le_values(scrape(created.url)[1])
+            buckets = samples(scrape(created.url)[1])
+        finally:
+            created.shutdown()
+        assert {"prom_slo_seconds": ["0.1", "0.3", "+Inf"], "prom_payload_bytes": ["1024.0", "+Inf"],
+                "prom_other_seconds": [go_float(b) for b in LE_SECONDS] + ["+Inf"]} == found
+        assert ["1", "2", "3"] == [buckets[f'prom_slo_seconds_bucket{{le="{le}"}}'] for le in ("0.1", "0.3", "+Inf")]
 
     def test_timers_are_histograms_in_seconds(self, endpoint):
         """A timer shows as a _seconds histogram with exact count."""
@@ -351,6 +323,165 @@ class TestSameProcess:
             second.shutdown()
         with pytest.raises(OSError):
             scrape(second.url)
+
+
+class SteppedWorker:
+    """A forked worker that runs *steps* one at a time, the first at once and each next one
+    when the parent says `go`, reporting each `done`; it stays alive, unflushed, until the
+    block ends."""
+
+    def __init__(self, *steps):
+        self._done, self._go, self._steps = os.pipe(), os.pipe(), len(steps)
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                for step in steps:
+                    step()
+                    os.write(self._done[1], b"r")
+                    os.read(self._go[0], 1)
+                code = 0
+            finally:
+                os._exit(code)
+
+    def done(self):
+        assert b"r" == os.read(self._done[0], 1)
+
+    def go(self):
+        os.write(self._go[1], b"g")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.write(self._go[1], b"g" * self._steps)
+        os.waitpid(self.pid, 0)
+
+
+class TestRuntimeMetrics:
+    def test_semantic_convention_and_prometheus_client_names(self, endpoint):
+        """The process's metrics show under OpenTelemetry's names and prometheus_client's defaults."""
+        assert instrument.flush(5.0)
+        found = samples(scrape(endpoint.url)[1])
+        for name in ('process_cpu_time_seconds_total{cpu_mode="user"}', "process_memory_usage_bytes",
+                     'cpython_gc_collections_total{cpython_gc_generation="0"}', "process_cpu_seconds_total",
+                     "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
+                     "process_max_fds", "process_start_time_seconds", 'python_gc_collections_total{generation="2"}',
+                     'python_gc_objects_collected_total{generation="0"}'):
+            assert float(found[name]) >= 0, name
+        assert abs(float(found["process_start_time_seconds"]) - _started()) < 5
+        info = next(key for key in found if key.startswith("python_info{"))
+        assert f'major="{sys.version_info[0]}"' in info and "1" == found[info]
+
+    def test_memory_adds_up_over_the_live_workers(self, endpoint):
+        """Resident memory is summed over the processes still running: a live worker adds its own."""
+        assert instrument.flush(5.0)
+        alone = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        with SteppedWorker(lambda: instrument.flush(5.0)) as worker:
+            worker.done()
+            together = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        after = float(samples(scrape(endpoint.url)[1])["process_resident_memory_bytes"])
+        assert (True, True) == (together > 1.5 * alone, after < 1.5 * alone), (alone, together, after)
+
+
+def _started():
+    """When this process started (Unix time): now, less the system's uptime, plus the process's
+    start in seconds after boot (/proc)."""
+    with open("/proc/self/stat") as stat:
+        ticks = int(stat.read().rpartition(")")[2].split()[19])
+    with open("/proc/uptime") as uptime:
+        return time.time() - float(uptime.read().split()[0]) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+class TestResource:
+    def test_target_info_and_resource_labels(self, monkeypatch):
+        """The resource is target_info's labels; prometheus_resource_labels puts some on every series too."""
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
+        created = PrometheusExporter(Config(
+            prometheus_address=("127.0.0.1", 0), resource={"service.name": "billing", "service.version": "1.4"},
+            prometheus_resource_labels=("service.name", "not.set"),
+        ))
+        try:
+            created.export(batch(counter("prom.resourced", 2, {"route": "/a"})))
+            found = samples(scrape(created.url)[1])
+        finally:
+            created.shutdown()
+        assert "1" == found['target_info{service_name="billing",service_version="1.4",team="payments"}']
+        assert "2" == found['prom_resourced_total{route="/a",service_name="billing"}']
+
+    def test_no_target_info_without_a_resource(self, exporter):
+        """Nothing set, no target_info (Prometheus' own job and instance labels say where from)."""
+        exporter.export(batch(counter("prom.unresourced", 1)))
+        assert [] == [key for key in samples(scrape(exporter.url)[1]) if key.startswith("target_info")]
+
+
+class TestPulls:
+    def test_a_forked_child_sees_the_scrape_counter_move(self):
+        """The counter lives in memory shared with forked children: a scrape after the fork is seen there."""
+        pulls = Pulls()
+        ready, seen = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(ready[1], b"r")
+                deadline = time.monotonic() + 10
+                while pulls.generation() == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                os.write(seen[1], str(pulls.generation()).encode())
+            finally:
+                os._exit(0)
+        assert b"r" == os.read(ready[0], 1)
+        pulls.request()
+        assert b"1" == os.read(seen[0], 10)
+        os.waitpid(pid, 0)
+
+    def test_a_scrape_waits_for_the_sources_that_answer_and_not_for_the_gone(self):
+        """wait() returns once every source delivered after the request; a forgotten one is not waited for."""
+        pulls = Pulls()
+        pulls.delivered("worker-1")
+        pulls.delivered("worker-2")
+        since = pulls.request()
+        answering = threading.Timer(0.05, lambda: (pulls.delivered("worker-1"), pulls.delivered(LOCAL),
+                                                   pulls.forget("worker-2")))
+        answering.start()
+        assert pulls.wait(since, [LOCAL, "worker-1", "worker-2"], time.monotonic() + 10)
+        assert not pulls.wait(pulls.request(), [LOCAL], time.monotonic() + 0.05)  # nobody answers: gives up
+
+
+class TestLiveScrapes:
+    def test_a_scrape_shows_what_workers_recorded_without_a_flush(self, endpoint):
+        """With hour-long intervals and no flush, a scrape soon shows what the endpoint's process
+        and a running forked worker recorded (both send live batches every live_interval)."""
+        instrument.count("prom.live.records", 2, tags={"who": "parent"})
+        with SteppedWorker(lambda: instrument.count("prom.live.records", 5, tags={"who": "worker"})) as worker:
+            worker.done()  # the worker stays alive, unflushed, until the parent has seen its records
+            deadline = time.monotonic() + 10.0
+            found = {}
+            while time.monotonic() < deadline:
+                found = samples(scrape(endpoint.url)[1])
+                if found.get('prom_live_records_total{who="worker"}') == "5":
+                    break
+                time.sleep(0.05)
+        assert ("2", "5") == (
+            found.get('prom_live_records_total{who="parent"}'), found.get('prom_live_records_total{who="worker"}')
+        )
+
+    def test_workers_forward_when_a_scrape_asks_not_before(self, endpoint):
+        """Between scrapes a connected worker keeps its records (no forwarding every tick); a
+        scrape asks every process through the shared counter and shows what they hand over."""
+        hello = lambda: instrument.count("prom.pulled.hello")  # noqa: E731 (starts the worker's collector: it connects)
+        with SteppedWorker(hello, lambda: instrument.count("prom.pulled", 3)) as worker:
+            worker.done()
+            deadline = time.monotonic() + 10
+            while not any(p.name == "prom.pulled.hello" for p in endpoint._endpoint.cumulative.points()):
+                assert time.monotonic() < deadline, "the worker never connected"
+                time.sleep(0.05)
+            worker.go()
+            worker.done()
+            time.sleep(0.5)  # five live_interval periods: the worker looks, nobody has asked
+            held = [p.name for p in endpoint._endpoint.cumulative.points() if p.name == "prom.pulled"]
+            shown = samples(scrape(endpoint.url)[1]).get("prom_pulled_total")
+        assert ([], "3") == (held, shown)
 
 
 class TestFork:
@@ -710,7 +841,8 @@ class TestPrometheusServer:
             "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
             "INSTRUMENT_EXPORTERS": "prometheus",
             "INSTRUMENT_PROMETHEUS_ADDRESS": f"127.0.0.1:{metrics_port}",
-            "INSTRUMENT_INTERVAL": "3600",  # only the workers' exit flush delivers their counts
+            "INSTRUMENT_INTERVAL": "3600",  # only the workers' exit flush delivers their counts:
+            "INSTRUMENT_LIVE_INTERVAL": "0",  # scrapes do not ask them (TestLiveScrapes covers that)
             "XDG_RUNTIME_DIR": str(tmp_path),  # gunicorn's control socket goes here, not to $HOME
         }
         log = tmp_path / "gunicorn.log"
@@ -759,16 +891,6 @@ def _wait_for_port(port, process, log: Path, timeout=30.0):
         except OSError:
             time.sleep(0.1)
     pytest.fail(f"gunicorn did not listen within {timeout} s:\n{log.read_text()}")
-
-
-def _go(value):
-    """A float as Go (and so Prometheus' own clients) writes an le value."""
-    text = repr(value)
-    whole, _, fraction = text.partition(".")
-    if "e" in text or len(whole) <= 6:
-        return text
-    digits = (whole + fraction).rstrip("0")
-    return f"{digits[0]}.{digits[1:]}e+{len(whole) - 1:02d}" if len(digits) > 1 else f"{digits}e+{len(whole) - 1:02d}"
 
 
 def _le_values(body):

@@ -223,6 +223,19 @@ class TestDogStatsdLines:
             "dog.test.requests:3|c|#method:GET,route:/users",
         ] == sorted(lines)
 
+    def test_unified_service_tags_from_dd_variables_or_the_resource(self, receiver, export_to, monkeypatch):
+        """DD_ENV, DD_SERVICE and DD_VERSION (else the resource's attributes) and DD_TAGS tag every line."""
+        monkeypatch.setenv("DD_ENV", "prod")
+        monkeypatch.setenv("DD_TAGS", "team:payments region:eu")
+        instrument.configure(resource={"service.name": "billing", "service.version": "1.4"})
+        try:
+            export_to(exporter_for(DogStatsdExporter, receiver.address))
+            instrument.count("dog.test.tagged", 1, tags={"route": "/a"})
+            lines = lines_of(settle(receiver), "dog.test.")
+        finally:
+            instrument.configure(resource={})
+        assert ["dog.test.tagged:1|c|#env:prod,region:eu,route:/a,service:billing,team:payments,version:1.4"] == lines
+
     def test_names_and_tags_are_sanitised(self, receiver, export_to):
         """Names keep [A-Za-z0-9_.], tags also - / and (in values) :, anything else becomes _."""
         export_to(exporter_for(DogStatsdExporter, receiver.address))

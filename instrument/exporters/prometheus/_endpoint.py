@@ -18,18 +18,35 @@ import secrets
 import socket
 import socketserver
 import threading
+from collections.abc import Callable, Hashable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ... import _log, _threads
+from ..._process import process_start_time
 from ..._suppress import suppress_thread
 from .._cumulative import Cumulative
+from ._compat import prometheus_client_points, target_info, with_resource_labels
 from ._forwarding import ForwardServer
-from ._negotiation import accepts_gzip, wants_openmetrics
+from ._negotiation import OPENMETRICS, PROTOBUF, accepts_gzip, choose_format
+from ._protobuf import PROTOBUF_CONTENT_TYPE, render_protobuf
+from ._pull import LOCAL, PULL_WAIT, Pulls
 from ._servers import TrackingServer, drop_inherited, serve
 from ._text import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, render
 
 __all__ = ["Endpoint", "MetricsServer", "format_address"]
+
+
+def _nothing(timeout: float) -> None:
+    pass
+
+
+def _wait_for(headers: Any) -> float:
+    """A quarter of the scrape's timeout (Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``)."""
+    try:
+        return max(0.0, float(headers.get("X-Prometheus-Scrape-Timeout-Seconds", "")) / 4)
+    except ValueError:
+        return PULL_WAIT
 
 
 def format_address(address: tuple[str, int]) -> str:
@@ -39,7 +56,8 @@ def format_address(address: tuple[str, int]) -> str:
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
-    """``GET /metrics``: the exposition the ``Accept`` header prefers, gzipped if accepted."""
+    """``GET /metrics``: the format the ``Accept`` header prefers (text, OpenMetrics or
+    protobuf with native histograms), gzipped if accepted."""
 
     server: MetricsServer
     timeout = 10  # seconds a client may take to send its request
@@ -59,10 +77,21 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         if self.path.partition("?")[0] != "/metrics":
             self.send_error(404, "Not Found", "instrument serves Prometheus metrics at /metrics")
             return
-        openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
-        body = render(self.server.cumulative.points(), openmetrics).encode()
+        chosen = choose_format(self.headers.get("Accept", ""))
+        server = self.server
+        server.collect(_wait_for(self.headers))
+        points = with_resource_labels(server.cumulative.points(), server.resource, server.resource_labels)
+        points += prometheus_client_points(points, server.start_time)
+        points += target_info(server.resource, server.start_time)
+        if chosen == PROTOBUF:
+            body = render_protobuf(points, server.native_max_buckets, server.classic_buckets)
+            content_type = PROTOBUF_CONTENT_TYPE
+        elif chosen == OPENMETRICS:
+            body, content_type = render(points, True, server.classic_buckets).encode(), OPENMETRICS_CONTENT_TYPE
+        else:
+            body, content_type = render(points, False, server.classic_buckets).encode(), TEXT_CONTENT_TYPE
         self.send_response(200)
-        self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)
+        self.send_header("Content-Type", content_type)
         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=6)
             self.send_header("Content-Encoding", "gzip")
@@ -80,6 +109,13 @@ class MetricsServer(TrackingServer, ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], cumulative: Cumulative) -> None:
         self.cumulative = cumulative
+        # Set by the exporters sharing the endpoint: `_native.native`'s limit, `classic_buckets`.
+        self.native_max_buckets = 0
+        self.collect: Callable[[float], None] = _nothing  # the endpoint's `Endpoint.collect`
+        self.start_time = process_start_time()  # prometheus_client's process_start_time_seconds
+        self.classic_buckets: Mapping[str, tuple[float, ...]] = {}
+        self.resource: Mapping[str, str] = {}  # target_info's labels
+        self.resource_labels: tuple[str, ...] = ()  # attributes also on every series
         self.track()
         try:
             self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
@@ -110,8 +146,10 @@ class Endpoint:
         self.address = (address[0], int(self.http.server_address[1]))
         self.forward_address: str | None = f"\0instrument-prometheus-{self.pid}-{secrets.token_hex(8)}"
         self.forward: ForwardServer | None = None
+        self.pulls = Pulls()  # before any fork: forked workers share its counter
+        self.http.collect = self.collect
         try:
-            self.forward = ForwardServer(self.forward_address, self.cumulative)
+            self.forward = ForwardServer(self.forward_address, self.cumulative, self.pulls)
         except OSError as exc:
             self.forward_address = None
             _log.warn_once(
@@ -132,6 +170,16 @@ class Endpoint:
         except RuntimeError as exc:  # "can't create new thread at interpreter shutdown"
             self.stop()
             raise OSError(f"cannot start the endpoint's threads: {exc}") from exc
+
+    def collect(self, timeout: float = PULL_WAIT) -> None:
+        """Before a scrape: ask every process for its records and wait for them (`_pull`):
+        this process and the connected workers, when this process's collector is looking
+        (its workers run with its configuration: with ``live_interval`` 0 nobody answers)."""
+        since = self.pulls.request()
+        if since - self.pulls.local_polled > 2 * PULL_WAIT:
+            return
+        sources: list[Hashable] = list(self.forward.open_connections()) if self.forward is not None else []
+        self.pulls.wait(since, [LOCAL, *sources], since + min(PULL_WAIT, timeout))
 
     def stop(self) -> None:
         """Stop serving (in the owning process only)."""

@@ -23,7 +23,7 @@ import os
 import socket
 import socketserver
 import threading
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ... import _log
 from ..._model import Point
@@ -32,6 +32,7 @@ from .. import ExportError
 from .._cumulative import Cumulative
 from ._ancestry import peer, peer_trusted
 from ._frames import ACK, FrameVersionError, decode_payload, encode_frame, read_payload, recv_exactly
+from ._pull import Pulls
 from ._servers import TrackingServer, drop_inherited
 
 __all__ = ["FORWARD_TIMEOUT", "ForwardServer", "Forwarder", "ForwardingError", "Target"]
@@ -44,10 +45,12 @@ class ForwardingError(ExportError, ConnectionError):
 
 
 class Target(NamedTuple):
-    """Where a worker forwards: the endpoint's abstract socket and its process."""
+    """Where a worker forwards: the endpoint's abstract socket and its process, and the
+    endpoint's scrape counter when this process shares it (forked: see `_pull`)."""
 
     name: str  # the abstract socket's name, starting with NUL
     pid: int
+    pulls: Pulls | None = None
 
 
 # --- the worker's side ----------------------------------------------------------------
@@ -88,6 +91,12 @@ class Forwarder:
                     self._disconnect()
                     raise self._error("got no acknowledgement (a batch may be lost) from", None)
                 return
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection to the endpoint is open (the endpoint then waits for this
+        worker's answer at each scrape, `_pull`)."""
+        return self._conn is not None
 
     def close(self) -> None:
         """Disconnect (after an export in progress); a later `send` connects again."""
@@ -144,10 +153,11 @@ class _ForwardHandler(socketserver.BaseRequestHandler):
                 "instrument: the Prometheus endpoint refused metrics from a process of another user",
             )
             return
-        cumulative = self.server.cumulative
+        cumulative, pulls = self.server.cumulative, self.server.pulls
         try:
             while (payload := read_payload(conn)) is not None:
                 cumulative.add_points(decode_payload(payload), source=who[0] if who else None)
+                pulls.delivered(conn)
                 conn.sendall(ACK)
         except (EOFError, ConnectionError):
             return  # the worker exited mid-frame: what it had not fully sent is not counted
@@ -172,7 +182,12 @@ class ForwardServer(TrackingServer, socketserver.ThreadingUnixStreamServer):
 
     request_queue_size = 128
 
-    def __init__(self, address: str, cumulative: Cumulative) -> None:
+    def shutdown_request(self, request: Any) -> None:
+        self.pulls.forget(request)  # a scrape no longer waits for this worker
+        super().shutdown_request(request)
+
+    def __init__(self, address: str, cumulative: Cumulative, pulls: Pulls) -> None:
         self.cumulative = cumulative
+        self.pulls = pulls
         self.track()
         super().__init__(address, _ForwardHandler)

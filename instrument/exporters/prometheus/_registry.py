@@ -82,7 +82,7 @@ def _after_fork_in_child() -> None:
     for address, endpoint in list(_endpoints.items()):
         endpoint.drop_in_child()
         if endpoint.forward_address is not None:
-            target = Target(endpoint.forward_address, endpoint.pid)
+            target = Target(endpoint.forward_address, endpoint.pid, endpoint.pulls)
             _targets[address] = target
             _targets[endpoint.address] = target
     _endpoints.clear()
