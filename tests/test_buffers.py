@@ -39,21 +39,27 @@ def _histogram_count(exporter, name):
 class TestNothingLost:
     def test_threads_hammering_while_flushes_run(self, exported):
         """Four threads record while another flushes in a loop: the totals are exact."""
-        per_thread = 50_000
+        per_thread, chunk = 50_000, 10_000
         stop = threading.Event()
+        flushes = [0]  # written by the flusher only
 
         @instrument.timed("buffers.hammer.timed")
         def work():
             pass
 
         def hammer(i):
-            for _ in range(per_thread):
+            for n in range(per_thread):
                 instrument.count("buffers.hammer", tags={"t": i % 2})
                 work()
+                if n % chunk == chunk - 1:  # let a flush cut in before going on, however fast we are
+                    seen = flushes[0]
+                    while flushes[0] == seen:
+                        time.sleep(0.001)
 
         def flusher():
             while not stop.is_set():
                 instrument.flush(5.0)
+                flushes[0] += 1
 
         flushing = threading.Thread(target=flusher)
         flushing.start()
