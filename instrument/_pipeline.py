@@ -220,6 +220,10 @@ class Pipeline:
         self._state_lock = threading.RLock()
         self._drain_lock = threading.Lock()  # drains and cuts; owner tracked for re-entry
         self._drain_owner: int | None = None
+        # The main thread is in, or waiting for, a drain: a signal handler (they run there)
+        # that would cut a batch waits for it to end, or the batch being cut would be lost.
+        self._main_draining = False
+        self._after_main_drain: list[Callable[[], object]] = []
         self.aggregator = Aggregator()
         self._seq = 0
         self._thread: threading.Thread | None = None
@@ -448,18 +452,41 @@ class Pipeline:
                 stop.wait(min(1.0, settings.current.interval))
 
     def _acquire(self, timeout: float | None) -> bool:
-        if self._drain_owner == threading.get_ident():
-            return False  # re-entrant: a listener or signal handler inside a drain
-        if timeout is None:
-            self._drain_lock.acquire()
-        elif not self._drain_lock.acquire(timeout=max(0.0, timeout)):
-            return False
-        self._drain_owner = threading.get_ident()
-        return True
+        me = threading.get_ident()
+        if self._drain_owner == me:
+            return False  # re-entrant: a listener inside a drain
+        main = me == threading.main_thread().ident
+        if main:
+            self._main_draining = True
+        acquired = False
+        try:
+            acquired = self._drain_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+        finally:
+            if not acquired and main:
+                self._main_drain_over()
+        if acquired:
+            self._drain_owner = me
+        return acquired
 
     def _release(self) -> None:
+        main = self._drain_owner == threading.main_thread().ident
         self._drain_owner = None
         self._drain_lock.release()
+        if main:
+            self._main_drain_over()
+
+    def _main_drain_over(self) -> None:
+        self._main_draining = False
+        while self._after_main_drain:
+            self._after_main_drain.pop(0)()
+
+    def defer_while_draining(self, action: Callable[[], object]) -> bool:
+        """From a signal handler: if it interrupted the main thread in (or waiting for) a drain,
+        run *action* once that drain is over and return True; else return False."""
+        if not self._main_draining or threading.current_thread() is not threading.main_thread():
+            return False
+        self._after_main_drain.append(action)
+        return True
 
     def drain(self, timeout: float | None) -> int:
         """Move buffered records into the aggregator; return how many moved."""

@@ -127,7 +127,8 @@ class Runtime:
     def _apply_signal_handler(self) -> None:
         """SIGTERM flushes (or not) as ``flush_on_sigterm`` says (see `_signals`)."""
         config = settings.current
-        _signals.apply(config.enabled and config.flush_on_sigterm, self._flush_if_used)
+        _signals.apply(config.enabled and config.flush_on_sigterm, self._flush_if_used,
+                       self.pipeline.defer_while_draining)
 
     def _flush_if_used(self, timeout: float) -> None:
         if self.pipeline.used():

@@ -7,7 +7,9 @@ while SIGTERM still has its default disposition, a handler lets requests whose r
 has started to go out finish and be recorded, flushes, all within ``exit_timeout``,
 restores the default disposition and sends SIGTERM again: the
 process ends killed by SIGTERM (status 143 in a shell, -15 for `subprocess`), as it
-would have uninstrumented.
+would have uninstrumented. Handlers run on the main thread, which may itself be cutting a
+batch at that moment (a server flushing as it stops, terminated by its parent meanwhile):
+the handler then waits for that cut to end, or the batch being cut would be lost.
 
 A program's own handler always wins: one installed before (the disposition is then not
 the default, or is a C server's, which Python reports as None) means this one is never
@@ -43,12 +45,21 @@ def _nothing_to_flush(timeout: float) -> None:
     """Before the runtime hands over its flush."""
 
 
-# What the handler flushes with (set by `apply`, from the runtime).
+def _never_busy(action: Callable[[], object]) -> bool:
+    """Before the runtime hands over its pipeline's `defer_while_draining`."""
+    return False
+
+
+# What the handler flushes with, and what tells it the main thread it interrupted was cutting
+# a batch (it then runs once the cut is over); both set by `apply`, from the runtime.
 _flush: Callable[[float], object] = _nothing_to_flush
+_defer: Callable[[Callable[[], object]], bool] = _never_busy
 
 
 def _flush_then_die(signum: int, frame: Any) -> None:
     """The handler: flush within exit_timeout, then let SIGTERM end the process."""
+    if _defer(lambda: _flush_then_die(signum, None)):
+        return  # it interrupted a cut on this thread: the batch being cut is exported first
     try:
         from ._config import settings
 
@@ -66,13 +77,17 @@ def installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is _flush_then_die
 
 
-def apply(wanted: bool, flush: Callable[[float], object] | None = None) -> None:
+def apply(wanted: bool, flush: Callable[[float], object] | None = None,
+          defer: Callable[[Callable[[], object]], bool] | None = None) -> None:
     """Install the handler when *wanted* and SIGTERM has its default disposition; remove
     it (back to the default) when not *wanted* and it is still ours. Main thread only.
-    *flush(timeout)* is what the handler calls (the runtime's pipeline flush)."""
-    global _flush
+    *flush(timeout)* is what the handler calls (the runtime's pipeline flush); *defer(action)*
+    runs *action* after a cut the handler interrupted (`Pipeline.defer_while_draining`)."""
+    global _flush, _defer
     if flush is not None:
         _flush = flush
+    if defer is not None:
+        _defer = defer
     if threading.current_thread() is not threading.main_thread():
         # Only where the handler would have been installed: a program with a SIGTERM
         # handler of its own (gunicorn's master and workers) keeps it anyway.

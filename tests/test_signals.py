@@ -148,3 +148,49 @@ class TestConfigure:
         assert ["configure(flush_on_sigterm=True) must be called from the main thread: Python lets only the "
                 "main thread handle signals"] == raised
         assert signal.SIG_DFL is signal.getsignal(signal.SIGTERM)
+
+
+INTERRUPTED_CUT = textwrap.dedent("""
+    import os, signal, sys, threading
+    import instrument
+    from instrument._pipeline import PIPELINE
+
+    instrument.configure(flush_on_sigterm=True)
+    instrument.count("signals.work", 5000)
+    if sys.argv[1] == "inside":
+        # The signal lands while this (the main) thread is cutting the batch that holds the records.
+        PIPELINE.add_listener(lambda batch: os.kill(os.getpid(), signal.SIGTERM))
+    else:
+        # The signal lands while this thread waits for another thread's cut to end.
+        inside, go_on = threading.Event(), threading.Event()
+
+        def hold_the_cut(batch):
+            if threading.current_thread() is not threading.main_thread():
+                inside.set()
+                go_on.wait(10)
+
+        PIPELINE.add_listener(hold_the_cut)
+        threading.Thread(target=instrument.flush).start()
+        inside.wait(10)
+        threading.Timer(0.2, lambda: (os.kill(os.getpid(), signal.SIGTERM), go_on.set())).start()
+    instrument.flush(10)
+    print("the program went on", flush=True)
+""")
+
+
+@pytest.mark.parametrize("moment", ["inside", "waiting"])
+def test_a_sigterm_that_lands_during_a_cut_on_the_main_thread_waits_for_the_cut(tmp_path, moment):
+    """Signal handlers run on the main thread, which may be cutting a batch itself (a server
+    flushing as it stops while its parent terminates it): the handler lets that cut end, exports
+    it, then ends the process; the records in that batch are not lost."""
+    script = tmp_path / "cut.py"
+    script.write_text(INTERRUPTED_CUT)
+    out = tmp_path / "cut.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTRUMENT_")}
+    env.update(INSTRUMENT_EXPORTERS="jsonl", INSTRUMENT_JSONL_PATH=str(out), INSTRUMENT_INTERVAL="3600")
+    result = subprocess.run([sys.executable, str(script), moment], env=env, capture_output=True, text=True,
+                            timeout=60)
+    exported = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    assert (-signal.SIGTERM, "", 5000) == (
+        result.returncode, result.stdout, sum(p["value"] for p in exported if p["name"] == "signals.work")
+    ), result.stderr

@@ -162,7 +162,7 @@ class TestHypercorn:
             assert FASTAPI_STATUSES == get_all(server, FASTAPI_PATHS)
             time.sleep(0.5)
             assert stopped(server), server.output()
-        assert FASTAPI_ROUTES == routes(server)
+        assert FASTAPI_ROUTES == routes(server), server.output()
 
 
 class TestGunicornUvicornWorker:
