@@ -268,6 +268,11 @@ class Config:
         (), _parse_integrations,
         "integrations `instrument.auto.install()` and `instrument run` leave out, comma-separated",
     )
+    websocket_sessions: bool = option(
+        False, _parse_bool,
+        "ASGI websocket sessions measured as `websocket.server.session.duration`, `websocket.server.messages` and "
+        "`websocket.server.active_sessions` (see [ASGI](asgi.md#websocket-sessions)); off, they pass through untouched",
+    )
     classic_buckets: dict[str, tuple[float, ...]] = option(
         {}, _parse_classic_buckets,
         "boundaries of classic histogram buckets (Prometheus `le`, OTLP explicit buckets) per metric or per unit: "

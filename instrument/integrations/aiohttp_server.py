@@ -8,7 +8,9 @@ has written its end). Recorded as ASGI requests are (`instrument.integrations.as
 matched resource's canonical path, ``/loans/{loan_id}``) and ``error.type`` (the class of
 an exception the handler raised, which aiohttp turns into a 500, or the 5xx code); and
 ``http.server.active_requests``. A request whose handler is cancelled (the client went
-away) is recorded with ``error.type`` the cancellation and no status.
+away) is recorded with ``error.type`` the cancellation and no status. A websocket
+handshake's session is never an HTTP request: with ``websocket_sessions`` it is recorded
+as ASGI's sessions are (without message counts), else served unmeasured.
 
 ``_handle_request`` and ``handle_error`` are aiohttp's internals (stable since 3.8): the
 integration checks that both exist, and stays out otherwise.
@@ -27,11 +29,14 @@ from .._metrics import error_name
 from . import Integration
 from ._failures import failed
 from ._methods import METHOD_TAGS, method_tag
-from .wsgi._active import active_requests
+from .asgi._session import ACTIVE as SESSIONS_ACTIVE
+from .asgi._session import session_duration
+from .wsgi._active import active_count, active_requests
 from .wsgi._request import server_duration
 
 IDENTIFIER = "aiohttp_server"
 _SCHEMES = {"http": "http", "https": "https"}
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
 _method_tags = METHOD_TAGS  # a name of this module: see `wsgi._request`
 
 # The exception the handler raised, noted by `handle_error`, for the request of this task.
@@ -49,6 +54,8 @@ def _handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
     async def handle_request(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if not _record.ENABLED:
             return await original(self, request, *args, **kwargs)
+        if _is_websocket(request):
+            return await _session(original, self, request, args, kwargs)
         try:
             method = _method_tags.get(request.method) or method_tag(request.method)
             scheme = _SCHEMES.get(request.scheme, "_OTHER")
@@ -80,6 +87,55 @@ def _handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return handle_request
+
+
+def _is_websocket(request: Any) -> bool:
+    """A websocket handshake: its session is never an HTTP request (`_session`)."""
+    try:
+        return bool(request.headers.get("Upgrade", "").lower() == "websocket")
+    except Exception:
+        return False
+
+
+async def _session(original: Callable[..., Any], handler: Any, request: Any, args: Any, kwargs: Any) -> Any:
+    """A websocket session: with ``websocket_sessions``, recorded as ASGI's are
+    (`instrument.integrations.asgi._session`: duration, status, close code, error; aiohttp's
+    messages are not counted); without it, served unmeasured, as ASGI's are."""
+    from .._config import settings
+
+    if not settings.current.websocket_sessions:
+        return await original(handler, request, *args, **kwargs)
+    try:
+        scheme = _WS_SCHEMES.get(request.scheme, "_OTHER")
+        active = active_count(SESSIONS_ACTIVE, {"url.scheme": scheme}, "{session}")
+    except Exception:
+        failed(IDENTIFIER, "measure a websocket session", "sessions are served unmeasured")
+        return await original(handler, request, *args, **kwargs)
+    active.enter()
+    start = perf_counter_ns()
+    try:
+        result = await original(handler, request, *args, **kwargs)
+    except BaseException as exc:
+        elapsed = perf_counter_ns() - start
+        active.leave()
+        session_duration.record((scheme, _safe_route(request), None, None, error_name(type(exc))), elapsed)
+        raise
+    elapsed = perf_counter_ns() - start
+    active.leave()
+    try:
+        response = result[0]
+        code = getattr(response, "close_code", None)
+        close = int(code) if isinstance(code, int) and not isinstance(code, bool) else None
+        session_duration.record((scheme, _route(request), response.status, close, _handshake_error(response)), elapsed)
+    except Exception:
+        failed(IDENTIFIER, "record a websocket session", "that session is not recorded")
+    return result
+
+
+def _handshake_error(response: Any) -> str | None:
+    """A 5xx answer to a handshake is an error, named by its code."""
+    status = response.status
+    return str(status) if status >= 500 else None
 
 
 def _safe_route(request: Any) -> str | None:

@@ -40,7 +40,7 @@ async def application(scope, receive, send):
 
 
 if importlib.util.find_spec("fastapi") is not None:
-    from fastapi import APIRouter, FastAPI
+    from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
     from fastapi.responses import StreamingResponse
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
@@ -84,6 +84,16 @@ if importlib.util.find_spec("fastapi") is not None:
         return {"user": name, "orders": []}
 
     api.include_router(router)
+
+    @api.websocket("/rooms/{room}/ws")
+    async def room(websocket: WebSocket, room: str) -> None:
+        """Echo each text upper-cased until the client goes."""
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text((await websocket.receive_text()).upper())
+        except WebSocketDisconnect:
+            pass
 
     async def status(request):
         return PlainTextResponse(f"status of {request.path_params['part']}")

@@ -20,6 +20,7 @@ from aiohttp import web  # noqa: E402
 
 CLIENT = "http.client.request.duration"
 SERVER = "http.server.request.duration"
+SESSION = "websocket.server.session.duration"
 STREAM_PAUSE = 0.2
 
 
@@ -128,8 +129,19 @@ def make_app():
         await response.write_eof()
         return response
 
+    async def room(request):
+        """Echo texts upper-cased until the client closes; a handshake to room 'closed' is refused."""
+        if request.match_info["room"] == "closed":
+            raise web.HTTPForbidden()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data.upper())
+        return ws
+
     app = web.Application()
     app.router.add_get("/loans/{loan_id}", loan)
+    app.router.add_get("/rooms/{room}/ws", room)
     app.router.add_get("/boom", boom)
     app.router.add_get("/stream", stream)
     return app
@@ -145,6 +157,27 @@ async def serve_and_call(paths):
     try:
         async with aiohttp.ClientSession() as session:
             return [(await get(session, f"http://127.0.0.1:{port}{path}"))[:2] for path in paths]
+    finally:
+        await runner.cleanup()
+
+
+async def serve_and_talk(rooms):
+    """Serve `make_app`; open a websocket to each room, say two things and close."""
+    runner = web.AppRunner(make_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for room in rooms:
+                try:
+                    async with session.ws_connect(f"http://127.0.0.1:{port}/rooms/{room}/ws") as ws:
+                        for text in ("one", "two"):
+                            await ws.send_str(text)
+                            assert text.upper() == (await ws.receive()).data
+                except aiohttp.WSServerHandshakeError as exc:
+                    assert 403 == exc.status
     finally:
         await runner.cleanup()
 
@@ -171,3 +204,24 @@ class TestServer:
         tags = {"http.request.method": "GET", "url.scheme": "http", "http.response.status_code": 200,
                 "http.route": "/stream"}
         assert captured.histogram(SERVER, tags).min >= STREAM_PAUSE
+
+    def test_websocket_sessions_are_never_requests(self):
+        """Off (the default): a websocket session is served unmeasured. With websocket_sessions:
+        one record each, as ASGI sessions are; a refused handshake is one with its status."""
+        with capture() as captured:
+            asyncio.run(serve_and_talk(["lobby"]))
+        assert {} == served(captured)
+        assert [] == captured.find(SESSION)
+        instrument.configure(websocket_sessions=True)
+        try:
+            with capture() as captured:
+                asyncio.run(serve_and_talk(["lobby", "kitchen", "closed"]))
+        finally:
+            instrument.configure(websocket_sessions=False)
+        assert {} == served(captured)
+        assert 2 == captured.histogram(SESSION, {"url.scheme": "ws", "http.route": "/rooms/{room}/ws",
+                                                 "http.response.status_code": 101,
+                                                 "websocket.close.code": 1000}).count
+        assert 1 == captured.histogram(SESSION, {"url.scheme": "ws", "http.route": "/rooms/{room}/ws",
+                                                 "http.response.status_code": 403}).count
+        assert 0 == captured.value("websocket.server.active_sessions", {"url.scheme": "ws"})

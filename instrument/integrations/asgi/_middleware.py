@@ -13,29 +13,40 @@ from typing import Any
 from ... import _record
 from .._failures import failed
 from ._request import Receive, Request, Scope, Send, current, enter, leave
+from ._session import Session
 
 Application = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def serve(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
-    """Call *app* for one connection: an ``http`` request is measured, unless an outer layer
-    measures it; ``lifespan`` and ``websocket`` scopes pass through untouched."""
-    if scope.get("type") != "http" or current() is not None or not _record.ENABLED:
+    """Call *app* for one connection: an ``http`` request is measured, and a ``websocket``
+    session with the ``websocket_sessions`` option, unless an outer layer measures it; other
+    scopes (``lifespan``) pass through untouched."""
+    kind = scope.get("type")
+    if current() is not None or not _record.ENABLED or (kind != "http" and not _sessions_measured(kind)):
         return await app(scope, receive, send)
     try:
-        request = Request(scope, receive, send)
+        connection = Request(scope, receive, send) if kind == "http" else Session(scope, receive, send)
     except Exception:  # e.g. a metric name already used by the application: serve unmeasured
         failed("asgi", "measure a request", "requests are served unmeasured")
         return await app(scope, receive, send)
-    token = enter(request)
+    token = enter(connection)
     try:
-        await app(scope, request.receive, request.send)
+        await app(scope, connection.receive, connection.send)
     except BaseException as exc:
-        request.finish(exc)
+        connection.finish(exc)
         raise
     finally:
         leave(token)
-    request.finish(returned=True)
+    connection.finish(returned=True)
+
+
+def _sessions_measured(kind: object) -> bool:
+    if kind != "websocket":
+        return False
+    from ..._config import settings
+
+    return bool(settings.current.websocket_sessions)
 
 
 class Middleware:
@@ -90,7 +101,7 @@ def measured_call(original: Callable[..., Any]) -> Callable[..., Any]:
     through `serve` (for `Integration.patch`)."""
 
     async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or current() is not None:
+        if current() is not None:
             await original(self, scope, receive, send)
         else:
             await serve(original.__get__(self), scope, receive, send)

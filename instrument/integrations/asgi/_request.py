@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, Protocol
 
 from ..._metrics import error_name
 from .._failures import failed
@@ -38,11 +38,26 @@ _SCHEMES = {"http": "http", "https": "https"}
 _method_tags = METHOD_TAGS  # a name of this module: see `wsgi._request`
 _FINAL = "http.response.pathsend"  # the extension's one message is the whole body
 
-_current: ContextVar[Request | None] = ContextVar("instrument.asgi_request", default=None)
+class Connection(Protocol):
+    """What is measured for one scope: a `Request`, or a websocket `_session.Session`."""
+
+    route: str | None  # framework hooks set these two
+    prefix: str
+    handled: str | None  # an exception the framework turned into a response
+
+    async def receive(self) -> Message: ...
+
+    async def send(self, message: Message) -> None: ...
+
+    def finish(self, exc: BaseException | None = None, returned: bool = False) -> None: ...
 
 
-def current() -> Request | None:
-    """The request being measured in this context (this task, or the task that started it)."""
+_current: ContextVar[Connection | None] = ContextVar("instrument.asgi_request", default=None)
+
+
+def current() -> Connection | None:
+    """The request (or websocket session) being measured in this context (this task, or the
+    task that started it)."""
     return _current.get()
 
 
@@ -125,9 +140,9 @@ class Request:
             failed("asgi", "record a request", "that request is not recorded")
 
 
-def enter(request: Request) -> Any:
-    """Make *request* the current one; the token to `leave` with."""
-    return _current.set(request)
+def enter(connection: Connection) -> Any:
+    """Make *connection* the current one; the token to `leave` with."""
+    return _current.set(connection)
 
 
 def leave(token: Any) -> None:

@@ -1,5 +1,6 @@
 """Starlette (and FastAPI, built on it): ``Starlette.__call__`` measures the request, whichever
-server calls it; the path template of the route that handles it is its ``http.route``.
+server calls it; the path template of the route that handles it is its ``http.route`` (a
+websocket route's too, for a measured websocket session).
 
 The template is the route's ``path`` (``/loans/{loan_id}``), after the paths of the
 ``Mount``s it is under (``/api/loans/{loan_id}``), read from the route objects as the
@@ -20,6 +21,7 @@ from ._middleware import measured_call
 from ._request import Receive, Scope, Send, current
 
 IDENTIFIER = "asgi.starlette"
+_MEASURED = ("http", "websocket")  # the scopes a `Request` or `Session` may measure
 
 
 def note_route(route: Any, mount: bool = False) -> None:
@@ -43,7 +45,7 @@ def routed(mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..., 
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
         async def handle(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope.get("type") == "http":
+            if scope.get("type") in _MEASURED:
                 note_route(self, mount)
             await original(self, scope, receive, send)
 
@@ -61,4 +63,5 @@ class StarletteIntegration(Integration):
         self.patch(module.Starlette, "__call__", measured_call)
         routing = import_module("starlette.routing")
         self.patch(routing.Route, "handle", routed())
+        self.patch(routing.WebSocketRoute, "handle", routed())
         self.patch(routing.Mount, "handle", routed(mount=True))

@@ -55,15 +55,24 @@ class ActiveRequests:
                 break
 
 
-_counts: dict[tuple[str, str], ActiveRequests] = {}
+_counts: dict[tuple[str, ...], ActiveRequests] = {}
 
 
 def active_requests(method: str, scheme: str) -> ActiveRequests:
     """The count for (*method*, *scheme*), its series declared on first use."""
-    key = (method, scheme)
+    found = _counts.get((ACTIVE, method, scheme))
+    if found is None:
+        found = active_count(ACTIVE, {"http.request.method": method, "url.scheme": scheme}, "{request}")
+    return found
+
+
+def active_count(name: str, tags: dict[str, str], unit: str) -> ActiveRequests:
+    """The count of what is in progress for gauge *name* and *tags* (websocket sessions too),
+    its series declared on first use."""
+    key = (name, *tags.values())
     found = _counts.get(key)
     if found is None:
-        series = declare_series(ACTIVE, GAUGE, {"http.request.method": method, "url.scheme": scheme}, "{request}")
+        series = declare_series(name, GAUGE, tags, unit)
         series.metric.additive = True
         found = _counts.setdefault(key, ActiveRequests(series))
     return found
