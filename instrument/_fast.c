@@ -29,6 +29,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <time.h>
+#if defined(Py_GIL_DISABLED)
+#include <pthread.h>
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LOAD_RELAXED(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -80,30 +83,40 @@ ready(void)
     return 1;
 }
 
+/* Append *value* to *buf*, this thread's list for a series, or hand both to overflow()
+ * once the list has reached SLOW_AT. */
+static int
+append_to(PyObject *buf, PyObject *value)
+{
+    if (PyList_CheckExact(buf) && PyList_GET_SIZE(buf) < LOAD_RELAXED(slow_at)) {
+        return PyList_Append(buf, value);
+    }
+    PyObject *r = PyObject_CallFunctionObjArgs(overflow_fn, buf, value, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* This thread's list for *series* (new reference), registered on its first record. */
+static PyObject *
+thread_list(PyObject *series, PyObject *tls)
+{
+    PyObject *buf = PyObject_GetAttr(tls, s_buf);
+    if (buf == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        buf = PyObject_CallOneArg(register_fn, series);
+    }
+    return buf;
+}
+
 /* Append *value* to this thread's list for *series*: _record.append(), inlined. */
 static int
 store(PyObject *series, PyObject *tls, PyObject *value)
 {
-    PyObject *buf = PyObject_GetAttr(tls, s_buf);
+    PyObject *buf = thread_list(series, tls);
     if (buf == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return -1;
-        }
-        PyErr_Clear();
-        buf = PyObject_CallOneArg(register_fn, series);
-        if (buf == NULL) {
-            return -1;
-        }
+        return -1;
     }
-    int rc;
-    if (PyList_CheckExact(buf) && PyList_GET_SIZE(buf) < LOAD_RELAXED(slow_at)) {
-        rc = PyList_Append(buf, value);
-    }
-    else {
-        PyObject *r = PyObject_CallFunctionObjArgs(overflow_fn, buf, value, NULL);
-        rc = r == NULL ? -1 : 0;
-        Py_XDECREF(r);
-    }
+    int rc = append_to(buf, value);
     Py_DECREF(buf);
     return rc;
 }
@@ -226,6 +239,52 @@ counted_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
     return result;
 }
 
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+#define GC_BITS_DEFERRED 64  /* _PyGC_BITS_DEFERRED, Include/internal/pycore_gc.h of 3.13 */
+
+/* 3.13t: give the new *wrapper* the reference counting CPython gives the function it wraps.
+ * Every call of a function shared by threads adds to and takes from its reference count;
+ * from two threads at once that is a contended atomic, and calls stop scaling. CPython
+ * spares top-level functions this: it marks them for deferred reference counting
+ * (_PyObject_SetDeferredRefcount), and 3.13 makes those immortal once a second thread
+ * starts (gh-117783). A wrapper of such a function gets the same: immortal if the function
+ * already is, else the same deferred marking, which CPython's own switch turns into
+ * immortality with the function's. It then lives as long as the function it wraps: for
+ * ever, as top-level functions do on 3.13t. A wrapper of a nested function is left alone.
+ * Only called on the new object, before any other thread can see it. */
+static void
+refcount_like(PyObject *wrapper, PyObject *fn)
+{
+    if (_Py_IsImmortal(fn)) {
+        PyObject_GC_UnTrack(wrapper);
+        wrapper->ob_tid = _Py_UNOWNED_TID;
+        wrapper->ob_ref_local = _Py_IMMORTAL_REFCNT_LOCAL;
+        wrapper->ob_ref_shared = 0;
+    }
+    else if ((fn->ob_gc_bits & GC_BITS_DEFERRED) && wrapper->ob_ref_shared == 0) {
+        wrapper->ob_gc_bits |= GC_BITS_DEFERRED;
+        wrapper->ob_ref_local += 1;
+        wrapper->ob_ref_shared = _Py_REF_QUEUED;
+    }
+}
+#elif defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+/* 3.14t and later: deferred reference counting is real and public; the wrapper is still
+ * freed by the garbage collector. */
+static void
+refcount_like(PyObject *wrapper, PyObject *fn)
+{
+    (void)fn;
+    PyUnstable_Object_EnableDeferredRefcount(wrapper);
+}
+#else
+static void
+refcount_like(PyObject *wrapper, PyObject *fn)
+{
+    (void)wrapper;
+    (void)fn;
+}
+#endif
+
 static PyObject *
 wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -255,6 +314,7 @@ wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->fn = Py_NewRef(fn);
     self->series = Py_NewRef(series);
     self->tls = tls;
+    refcount_like((PyObject *)self, fn);
     return (PyObject *)self;
 }
 
@@ -834,6 +894,112 @@ memo_forget(MemoEntry *entry)
 }
 #endif
 
+#ifdef Py_GIL_DISABLED
+/* The thread memo, on free-threaded builds instead of the memo above: each thread's own
+ * {call-site key: its list for that call site's series}, one dict for count() and one for
+ * record(), kept in the thread's PyThreadState_GetDict(). A call site seen before by this
+ * thread then touches only objects this thread made (the key it built, its dicts, its list):
+ * no reference count, lock or cache line is shared with another thread recording at the
+ * same call site, where the shared cache would take a reference to the series and its
+ * threading.local on every call. The keys are those of the shared cache (the same dict
+ * semantics), and an entry is added only once that cache has validated its key. The list
+ * of a (thread, series) pair is never replaced while its thread lives (_buffers), except in
+ * a forked child, where _buffers.reset_after_fork() unhooks the forking thread's lists:
+ * forget_memo() (called right after it) and a fork itself move memo_generation on, and a
+ * memo of an older generation is emptied before use. */
+#define USE_THREAD_MEMO 1
+#define THREAD_MEMO_LIMIT 4096         /* call sites remembered per thread and function */
+
+typedef struct {
+    PyObject_HEAD
+    uint64_t generation;
+    PyObject *sites[2];                /* count()'s and record()'s */
+} ThreadMemo;
+
+enum { SITES_COUNT = 0, SITES_RECORD = 1 };
+
+static uint64_t memo_generation = 1;
+static PyObject *s_thread_memo;        /* the key in each thread's state dict */
+static PyTypeObject *thread_memo_type;
+
+static void
+thread_memo_dealloc(ThreadMemo *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    Py_CLEAR(self->sites[0]);
+    Py_CLEAR(self->sites[1]);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyType_Slot thread_memo_slots[] = {
+    {Py_tp_dealloc, (destructor)thread_memo_dealloc},
+    {Py_tp_doc, "One thread's memo of call sites (see instrument/_fast.c)."},
+    {0, NULL},
+};
+
+static PyType_Spec thread_memo_spec = {
+    .name = "instrument._fast.ThreadMemo",
+    .basicsize = sizeof(ThreadMemo),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = thread_memo_slots,
+};
+
+static void
+move_generation(void)
+{
+    __atomic_fetch_add(&memo_generation, 1, __ATOMIC_RELAXED);
+}
+
+/* This thread's sites dict for *which* (borrowed: the thread's state dict holds it), of
+ * the current generation; NULL, with no exception set, when there is none to be had. */
+static PyObject *
+thread_sites(int which)
+{
+    PyObject *state = PyThreadState_GetDict();
+    if (state == NULL) {
+        return NULL;
+    }
+    uint64_t generation = LOAD_RELAXED(memo_generation);
+    PyObject *found = dict_get(state, s_thread_memo);
+    ThreadMemo *memo = (ThreadMemo *)found;
+    if (memo == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return NULL;
+        }
+        memo = PyObject_New(ThreadMemo, thread_memo_type);
+        if (memo == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        memo->sites[0] = PyDict_New();
+        memo->sites[1] = PyDict_New();
+        memo->generation = generation;
+        if (memo->sites[0] == NULL || memo->sites[1] == NULL ||
+            PyDict_SetItem(state, s_thread_memo, (PyObject *)memo) < 0) {
+            PyErr_Clear();
+            Py_DECREF(memo);
+            return NULL;
+        }
+    }
+    else if (memo->generation != generation) {
+        PyDict_Clear(memo->sites[0]);
+        PyDict_Clear(memo->sites[1]);
+        memo->generation = generation;
+    }
+    PyObject *sites = memo->sites[which];
+    Py_DECREF(memo);  /* the state dict keeps it, and it keeps its dicts */
+    return sites;
+}
+
+static void
+after_fork_in_child(void)
+{
+    move_generation();
+}
+#endif
+
 #ifdef USE_MEMO
 #define MEMO(cache) ((void *)&memo_##cache)
 #else
@@ -913,6 +1079,46 @@ checked_value(PyObject *value, int counter, PyObject *function, PyObject *name)
     return PyObject_CallFunctionObjArgs(finite_value_fn, function, name, value, NULL);
 }
 
+#ifdef USE_THREAD_MEMO
+/* count()/record() through this thread's memo: 1 when recorded (or failed: -1, exception
+ * set), 0 when the call site is not in the memo (no exception set). */
+static int
+record_memoized(PyObject *sites, int counter, PyObject *function, PyObject *name, PyObject *value, PyObject *tags,
+                PyObject *unit)
+{
+    PyObject *key = call_site_key(name, tags, unit);
+    PyObject *buf = key == NULL ? NULL : dict_get(sites, key);
+    Py_XDECREF(key);
+    if (buf == NULL) {
+        PyErr_Clear();  /* a key the shared cache would refuse too: it says why */
+        return 0;
+    }
+    PyObject *checked = checked_value(value, counter, function, name);
+    int rc = checked == NULL ? -1 : append_to(buf, checked);
+    Py_XDECREF(checked);
+    Py_DECREF(buf);
+    return rc < 0 ? -1 : 1;
+}
+
+/* Remember *buf* for the call site in this thread's memo, once the shared cache knows it. */
+static void
+memoize(PyObject *sites, PyObject *cache, PyObject *name, PyObject *tags, PyObject *unit, PyObject *tls)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *key = call_site_key(name, tags, unit);
+    PyObject *known = key == NULL ? NULL : dict_get(cache, key);
+    PyObject *buf = known == NULL ? NULL : PyObject_GetAttr(tls, s_buf);
+    if (buf != NULL && PyDict_GET_SIZE(sites) < THREAD_MEMO_LIMIT) {
+        PyDict_SetItem(sites, key, buf);
+    }
+    Py_XDECREF(buf);
+    Py_XDECREF(known);
+    Py_XDECREF(key);
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+}
+#endif
+
 static PyObject *
 record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *function, const char *fname,
             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -927,6 +1133,18 @@ record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *
     if (!ready()) {
         return NULL;
     }
+#ifdef USE_THREAD_MEMO
+    PyObject *sites = thread_sites(counter ? SITES_COUNT : SITES_RECORD);
+    if (sites != NULL) {
+        int done = record_memoized(sites, counter, function, name, value, tags, unit);
+        if (done < 0) {
+            return NULL;
+        }
+        if (done) {
+            Py_RETURN_NONE;
+        }
+    }
+#endif
     PyObject *tls;
     void *entry;
     PyObject *series = call_site(memo, cache, kind, name, tags, unit, &tls, &entry);
@@ -936,6 +1154,11 @@ record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *
     PyObject *checked = checked_value(value, counter, function, name);
     int rc = checked == NULL ? -1 : store(series, tls, checked);
     Py_XDECREF(checked);
+#ifdef USE_THREAD_MEMO
+    if (rc == 0 && sites != NULL) {
+        memoize(sites, cache, name, tags, unit, tls);
+    }
+#endif
     Py_DECREF(tls);
     Py_DECREF(series);
     if (rc < 0) {
@@ -1196,6 +1419,15 @@ fast_set_state(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+fast_forget_memo(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+#ifdef USE_THREAD_MEMO
+    move_generation();
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 fast_state(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     return Py_BuildValue("(On)", LOAD_RELAXED(enabled) ? Py_True : Py_False, LOAD_RELAXED(slow_at));
@@ -1223,6 +1455,8 @@ static PyMethodDef fast_functions[] = {
     {"set_state", (PyCFunction)(void (*)(void))fast_set_state, METH_FASTCALL,
      "Set the kill switch and SLOW_AT (called by _record.set_state only)."},
     {"state", fast_state, METH_NOARGS, "(enabled, slow_at) as the C path reads them."},
+    {"forget_memo", fast_forget_memo, METH_NOARGS,
+     "Empty every thread's memo of call sites before its next use (after _buffers unhooked lists)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1259,6 +1493,17 @@ fast_exec(PyObject *module)
     }
 #ifdef Py_GIL_DISABLED
     if (PyModule_AddIntConstant(module, "FREE_THREADED", 1) < 0) {
+        return -1;
+    }
+    if (intern(&s_thread_memo, "instrument._fast.memo") < 0) {
+        return -1;
+    }
+    thread_memo_type = (PyTypeObject *)PyType_FromSpec(&thread_memo_spec);
+    if (thread_memo_type == NULL) {
+        return -1;
+    }
+    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
+        PyErr_SetString(PyExc_OSError, "instrument._fast: pthread_atfork failed");
         return -1;
     }
 #else

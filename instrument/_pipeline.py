@@ -625,6 +625,7 @@ class Pipeline:
     def after_fork_in_child(self) -> None:
         _forget_half_imported_modules()
         _buffers.reset_after_fork()
+        _record.lists_unhooked()
         reset_gauges()
         survivors = self._exporters_for_child()
         built_for = self._built_for

@@ -55,6 +55,13 @@ def set_state(*, enabled: bool, slow_at: int, on_start: Callable[[], None]) -> N
         _fast.set_state(enabled, slow_at)
 
 
+def lists_unhooked() -> None:
+    """After `_buffers.reset_after_fork` (a forked child): the C path's per-thread memos of
+    call sites (free-threaded builds) must not keep the lists it unhooked."""
+    if _fast is not None:
+        _fast.forget_memo()
+
+
 _fast = _speedups.fast
 _MAX = sys.float_info.max  # larger ints cannot be aggregated as floats
 # Call-site caches: (name, *tag items) -> series, for count()/record()/gauge().

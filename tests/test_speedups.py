@@ -369,6 +369,55 @@ class TestSameObject:
         assert ref() is None
 
 
+def top_level(x):
+    return x
+
+
+class TestThreadsShareNoReferenceCount:
+    """Free-threaded CPython: two threads recording at one call site, or through one decorated
+    function, touch no object whose reference count both change (tests/benchmarks/bench_threads.py
+    measures what that is worth)."""
+
+    def test_a_wrapper_is_reference_counted_as_the_function_it_wraps(self):
+        """3.13t makes top-level functions immortal once a second thread starts; their wrappers too.
+        A nested function's wrapper is collected as before (TestWrapper)."""
+        need_c_path()
+        if not sysconfig.get_config_var("Py_GIL_DISABLED") or sys.version_info[:2] != (3, 13):
+            pytest.skip("only 3.13t immortalizes top-level functions")
+        wrapped = instrument.timed("speedups.ft.top")(top_level)
+        thread = threading.Thread(target=wrapped, args=(1,))
+        thread.start()
+        thread.join()
+        assert sys.getrefcount(top_level) == sys.getrefcount(wrapped) == 2**32 - 1
+
+    def test_after_a_fork_a_known_call_site_records_into_the_childs_lists(self, path):
+        """A call site this thread has recorded at before a fork (the C path remembers its list
+        per thread on free-threaded builds) records into the child's own lists after it."""
+        name = f"speedups.fork.{path.name}"
+        for _ in range(3):
+            path.count(name)
+            path.record(name + ".r", 1.5)
+        instrument.flush()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with capture() as captured:
+                    for _ in range(5):
+                        path.count(name)
+                        path.record(name + ".r", 2.5)
+                os.write(write, f"{captured.value(name)} {captured.histogram(name + '.r').count}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        try:
+            got = os.read(read, 100).decode()
+        finally:
+            os.close(read)
+            os.waitpid(pid, 0)
+        assert "5 5" == got
+
+
 def _calls():
     """name -> one call through each C path, and the objects whose refcounts must not move.
 
