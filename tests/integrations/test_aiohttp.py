@@ -5,6 +5,7 @@ resource's canonical path; objects, results and exceptions are aiohttp's own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -147,39 +148,36 @@ def make_app():
     return app
 
 
-async def serve_and_call(paths):
-    """Serve `make_app` on 127.0.0.1 and GET each path with an aiohttp client; the (status, body) pairs."""
+@contextlib.asynccontextmanager
+async def serving():
+    """`make_app` served on 127.0.0.1 for the block; its port."""
     runner = web.AppRunner(make_app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     try:
-        async with aiohttp.ClientSession() as session:
-            return [(await get(session, f"http://127.0.0.1:{port}{path}"))[:2] for path in paths]
+        yield site._server.sockets[0].getsockname()[1]
     finally:
         await runner.cleanup()
+
+
+async def serve_and_call(paths):
+    """Serve `make_app` and GET each path with an aiohttp client; the (status, body) pairs."""
+    async with serving() as port, aiohttp.ClientSession() as session:
+        return [(await get(session, f"http://127.0.0.1:{port}{path}"))[:2] for path in paths]
 
 
 async def serve_and_talk(rooms):
     """Serve `make_app`; open a websocket to each room, say two things and close."""
-    runner = web.AppRunner(make_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            for room in rooms:
-                try:
-                    async with session.ws_connect(f"http://127.0.0.1:{port}/rooms/{room}/ws") as ws:
-                        for text in ("one", "two"):
-                            await ws.send_str(text)
-                            assert text.upper() == (await ws.receive()).data
-                except aiohttp.WSServerHandshakeError as exc:
-                    assert 403 == exc.status
-    finally:
-        await runner.cleanup()
+    async with serving() as port, aiohttp.ClientSession() as session:
+        for room in rooms:
+            try:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/rooms/{room}/ws") as ws:
+                    for text in ("one", "two"):
+                        await ws.send_str(text)
+                        assert text.upper() == (await ws.receive()).data
+            except aiohttp.WSServerHandshakeError as exc:
+                assert 403 == exc.status
 
 
 class TestServer:
