@@ -20,6 +20,11 @@ wrappers through the class, as it finds every method. Recorded as DB-API's are
 * Cursors: each round trip (the first batch, every prefetch of an ``async for``, a
   ``fetch``/``fetchrow``) under its statement's keyword; ``forward`` as ``MOVE``.
 
+A wrapper is a coroutine function where asyncpg's method is one; where it is a plain
+function returning a coroutine (``connresource.guarded``: a prepared statement's methods, a
+cursor's ``forward``, which refuse a connection released to its pool when called), so is the
+wrapper, which calls it at once: it raises then, as without instrumentation.
+
 Not timed: what a pool runs to reset a connection it takes back (``Connection.reset``),
 and asyncpg's own type introspection. Never SQL text beyond its keyword, or arguments.
 """
@@ -27,6 +32,7 @@ and asyncpg's own type introspection. Never SQL text beyond its keyword, or argu
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
 from types import ModuleType
@@ -36,7 +42,7 @@ from .._metrics import HISTOGRAM
 from . import Integration
 from ._sql import operation
 from ._tagged import Tagged
-from .dbapi import KEYS, RETURNED_ROWS, Database, Databases, timed_async
+from .dbapi import KEYS, RETURNED_ROWS, Database, Databases, timed_async, timed_awaitable
 
 SYSTEM = "postgresql"
 
@@ -83,21 +89,39 @@ def _one(result: Any) -> int | None:
 
 def _timed(function: Callable[..., Any], op_of: Operation, rows: Rows | None = None,
            connection: str = "_connection") -> Callable[..., Any]:
-    """*function* (a coroutine method) timed under ``op_of(self, args, kwargs)`` for the
-    database of ``self`` (a connection) or of ``getattr(self, connection)``."""
+    """*function* timed under ``op_of(self, args, kwargs)`` for the database of ``self`` (a
+    connection) or of ``getattr(self, connection)``: by a coroutine function if it is one,
+    else (asyncpg's ``connresource.guarded`` methods, which refuse a released connection
+    when called, not when awaited) by a plain function that calls it at once."""
+
+    def where(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Database, str]:
+        owner = self if connection == "" else getattr(self, connection, None)
+        return _databases.get(owner) or _UNKNOWN, op_of(self, args, kwargs)
+
+    def counted(db: Database, op: str, result: Any) -> None:
+        count = rows(result) if rows is not None else None
+        if count is not None:
+            _rows.record((*db.tags, op), count)
+
+    if not inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _internal.get():
+                return function(self, *args, **kwargs)
+            db, op = where(self, args, kwargs)
+            return timed_awaitable(db, op, counted if rows is not None else None, function, self, *args, **kwargs)
+
+        return guarded
 
     @functools.wraps(function)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _internal.get():
             return await function(self, *args, **kwargs)
-        owner = self if connection == "" else getattr(self, connection, None)
-        db = _databases.get(owner) or _UNKNOWN
-        op = op_of(self, args, kwargs)
+        db, op = where(self, args, kwargs)
         result = await timed_async(db, op, function, self, *args, **kwargs)
         if rows is not None:
-            count = rows(result)
-            if count is not None:
-                _rows.record((*db.tags, op), count)
+            counted(db, op, result)
         return result
 
     return method

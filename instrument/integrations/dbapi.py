@@ -32,9 +32,9 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from time import perf_counter_ns
-from types import ModuleType
+from types import CoroutineType, ModuleType
 from typing import Any
 
 from .. import _log
@@ -171,6 +171,39 @@ async def timed_async(db: Database, op: str, call: Callable[..., Any], /, *args:
         _record(db, op, exc, start)
         raise
     _record(db, op, None, start)
+    return result
+
+
+def timed_awaitable(db: Database, op: str, then: Callable[[Database, str, Any], None] | None,
+                    call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+    """`timed_async` for a plain function that returns an awaitable (asyncpg's guarded methods
+    check their connection when called): *call* runs now, so that what it raises is raised now,
+    as without instrumentation; the coroutine returned awaits its awaitable, timed from now
+    until it completes, then gives ``then(db, op, result)`` the result. The coroutine is named
+    as the awaitable is, if it is one (its repr, "never awaited" warnings)."""
+    start = perf_counter_ns()
+    try:
+        awaitable = call(*args, **kwargs)
+    except BaseException as exc:
+        _record(db, op, exc, start)
+        raise
+    completion = _completion(db, op, then, awaitable, start)
+    if isinstance(awaitable, CoroutineType) and isinstance(completion, CoroutineType):
+        completion.__name__ = awaitable.__name__
+        completion.__qualname__ = awaitable.__qualname__
+    return completion
+
+
+async def _completion(db: Database, op: str, then: Callable[[Database, str, Any], None] | None,
+                      awaitable: Awaitable[Any], start: int) -> Any:
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        _record(db, op, exc, start)
+        raise
+    _record(db, op, None, start)
+    if then is not None:
+        then(db, op, result)
     return result
 
 

@@ -203,21 +203,23 @@ def mariadb_server(superuser: bool = False, databases: tuple[str, ...] = ()) -> 
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[Server]:
-    """redis-server in the foreground on 127.0.0.1, with a password and no persistence."""
+def redis_server(password: str | None = PASSWORD, options: tuple[str, ...] = ()) -> Iterator[Server]:
+    """redis-server in the foreground on 127.0.0.1, with no persistence, *password* (None:
+    the default user needs none, as redis-py's own suite expects) and more *options*."""
     binary = require_binary("redis-server")
     root = _scratch_dir("instrument-redis-")
     port = free_port()
+    login = [] if password is None else ["--requirepass", password]
     server = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", root, "--save", "", "--appendonly", "no",
-         "--requirepass", PASSWORD, "--logfile", f"{root}/server.log"],
+         *login, *options, "--logfile", f"{root}/server.log"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                    probe.sendall(f"AUTH {PASSWORD}\r\nPING\r\n".encode())
+                    probe.sendall((b"" if password is None else f"AUTH {password}\r\n".encode()) + b"PING\r\n")
                     answer = b""
                     while b"PONG" not in answer and (chunk := probe.recv(100)):
                         answer += chunk
@@ -228,7 +230,7 @@ def redis_server() -> Iterator[Server]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start (exit {server.poll()})")
             time.sleep(0.05)
-        yield Server("127.0.0.1", port, "default", PASSWORD, "0")
+        yield Server("127.0.0.1", port, "default", password or "", "0")
     finally:
         server.terminate()
         server.wait(30)

@@ -150,3 +150,50 @@ class TestPool:
         with capture() as captured:
             assert list(range(6)) == asyncio.run(main())
         assert {("SELECT", None): 7} == operations(captured)
+
+    def test_a_released_connections_objects_refuse_calls_when_called(self, postgres):
+        """A prepared statement or cursor of a connection given back to its pool raises
+        InterfaceError when its method is called, not when awaited, as asyncpg's own do (asyncpg's
+        test_pool_11 found the instrumented ones raising only when awaited)."""
+
+        async def main():
+            async with asyncpg.create_pool(host=postgres.host, port=postgres.port, user=postgres.user,
+                                           password=postgres.password, database=postgres.database,
+                                           min_size=1, max_size=1) as pool:
+                async with pool.acquire() as connection:
+                    statement = await connection.prepare("SELECT 1")
+                    async with connection.transaction():
+                        cursor = await connection.cursor("SELECT 1")
+                refused = []
+                for method, call in (("PreparedStatement.fetch", statement.fetch),
+                                     ("PreparedStatement.fetchval", statement.fetchval),
+                                     ("PreparedStatement.explain", statement.explain),
+                                     ("Cursor.forward", lambda: cursor.forward(1))):
+                    with pytest.raises(asyncpg.InterfaceError, match=rf"cannot call {method}\(\).*released"):
+                        call()  # never awaited: the call itself raises
+                    refused.append(method)
+                return refused
+
+        with capture():
+            assert 4 == len(asyncio.run(main()))
+
+
+class TestTypes:
+    def test_methods_keep_being_or_not_being_coroutine_functions(self):
+        """What inspect says of each timed method is what it says of asyncpg's own: asyncpg's
+        guarded methods (a prepared statement's, a cursor's forward) are plain functions that
+        return a coroutine."""
+        import inspect
+
+        instrument.auto.uninstall()
+        classes = (asyncpg.connection.Connection, asyncpg.prepared_stmt.PreparedStatement, asyncpg.cursor.Cursor,
+                   asyncpg.cursor.BaseCursor)
+        names = ("execute", "executemany", "fetch", "fetchval", "fetchrow", "fetchmany", "prepare", "explain",
+                 "forward", "copy_from_query", "_bind", "_exec", "_bind_exec")
+        plain = {(c.__name__, n): inspect.iscoroutinefunction(c.__dict__[n])
+                 for c in classes for n in names if n in c.__dict__}
+        instrument.auto.install(include=["asyncpg"])
+        instrumented = {(c.__name__, n): inspect.iscoroutinefunction(c.__dict__[n])
+                        for c in classes for n in names if n in c.__dict__}
+        assert plain == instrumented
+        assert not plain[("PreparedStatement", "fetch")] and plain[("Connection", "fetch")]

@@ -15,13 +15,15 @@ from .._failures import failed
 from ._request import Receive, Request, Scope, Send, current, enter, leave
 from ._session import Session
 
-Application = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Returns None, as ASGI says; what one returns all the same is passed on (uvicorn logs it).
+Application = Callable[[Scope, Receive, Send], Awaitable[Any]]
 
 
-async def serve(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve(app: Application, scope: Scope, receive: Receive, send: Send) -> Any:
     """Call *app* for one connection: an ``http`` request is measured, and a ``websocket``
     session with the ``websocket_sessions`` option, unless an outer layer measures it; other
-    scopes (``lifespan``) pass through untouched."""
+    scopes (``lifespan``) pass through untouched. What *app* returns is returned (it should
+    be None; uvicorn logs any other value and closes the connection)."""
     kind = scope.get("type")
     if current() is not None or not _record.ENABLED or (kind != "http" and not _sessions_measured(kind)):
         return await app(scope, receive, send)
@@ -32,13 +34,14 @@ async def serve(app: Application, scope: Scope, receive: Receive, send: Send) ->
         return await app(scope, receive, send)
     token = enter(connection)
     try:
-        await app(scope, connection.receive, connection.send)
+        result = await app(scope, connection.receive, connection.send)
     except BaseException as exc:
         connection.finish(exc)
         raise
     finally:
         leave(token)
     connection.finish(returned=True)
+    return result
 
 
 def _sessions_measured(kind: object) -> bool:
@@ -67,8 +70,8 @@ class Middleware:
             raise TypeError(f"Middleware needs an ASGI application (a callable), got {app!r}")
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await serve(self.app, scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        return await serve(self.app, scope, receive, send)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -100,10 +103,9 @@ def measured_call(original: Callable[..., Any]) -> Callable[..., Any]:
     """A replacement for a framework's ``async __call__(self, scope, receive, send)`` that serves
     through `serve` (for `Integration.patch`)."""
 
-    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> Any:
         if current() is not None:
-            await original(self, scope, receive, send)
-        else:
-            await serve(original.__get__(self), scope, receive, send)
+            return await original(self, scope, receive, send)
+        return await serve(original.__get__(self), scope, receive, send)
 
     return __call__

@@ -44,10 +44,10 @@ def routed(mount: bool = False) -> Callable[[Callable[..., Any]], Callable[..., 
     """A replacement for a route class's ``async handle(self, scope, receive, send)`` that notes its template."""
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
-        async def handle(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        async def handle(self: Any, scope: Scope, receive: Receive, send: Send) -> Any:
             if scope.get("type") in _MEASURED:
                 note_route(self, mount)
-            await original(self, scope, receive, send)
+            return await original(self, scope, receive, send)
 
         return handle
 

@@ -210,3 +210,30 @@ class TestWhatTheServerSees:
 
         with pytest.raises(TypeError, match=r"server: \['not', 'a', 'dict'\] is not a message"):
             Refusing().run(Middleware(app))
+
+    @pytest.mark.parametrize("kind", ["http", "websocket", "lifespan"])
+    @pytest.mark.parametrize("sessions", [False, True])
+    def test_what_the_application_returns_reaches_the_server(self, kind, sessions):
+        """An ASGI application should return None; uvicorn logs the value one returns instead and
+        closes the connection, so the value reaches it as it is, measured or not, through the
+        middleware, two of them, and a framework's hook (uvicorn's own test_value_returned
+        found it dropped)."""
+        import instrument
+        from instrument.integrations.asgi import measured_call
+
+        class Framework:
+            async def __call__(self, scope, receive, send):
+                await hello(scope, receive, send)
+                return 123
+
+        incoming = [{"type": f"{kind}.connect"}] if kind != "http" else ()
+        instrument.configure(websocket_sessions=sessions)
+        try:
+            with capture():
+                for app in (Middleware(Framework()), Middleware(Middleware(Framework())),
+                            measured_call(Framework.__call__).__get__(Framework())):
+                    connection = Connection(incoming)
+                    assert 123 == asyncio.run(app({**http_scope(), "type": kind}, connection.receive,
+                                                  connection.send))
+        finally:
+            instrument.configure(websocket_sessions=False)
