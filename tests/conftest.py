@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -40,6 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
     suite never runs with the GIL on without saying so."""
     if FREE_THREADED:
         config.addinivalue_line("filterwarnings", "error:The global interpreter lock:RuntimeWarning")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``once`` (slow, and not about the interpreter: a real Prometheus server, a
+    million-line report) skip where INSTRUMENT_SKIP_ONCE=1: tox sets it for the interpreters
+    that repeat what py311 (and py313t) already ran, to keep CI within its time."""
+    if os.environ.get("INSTRUMENT_SKIP_ONCE") != "1":
+        return
+    skip = pytest.mark.skip(reason="slow and not about the interpreter: py311 runs it (INSTRUMENT_SKIP_ONCE=1 here)")
+    for item in items:
+        if item.get_closest_marker("once") is not None:
+            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -77,6 +77,7 @@ def child_env():
     return {k: v for k, v in os.environ.items() if not k.startswith(("INSTRUMENT_", "_INSTRUMENT_"))}
 
 
+@pytest.mark.once
 class TestMemory:
     def test_a_million_lines_take_less_than_100_mb(self, million_lines):
         """Peak memory (RSS) of the whole command, table printed, stays under 100 MB, and the totals are exact."""

@@ -802,6 +802,7 @@ def _pool_task(i):
     return i
 
 
+@pytest.mark.once
 class TestPrometheusServer:
     def test_prometheus_scrapes_counters_and_histograms(self, endpoint, prometheus_server):
         """The real Prometheus server ingests the endpoint (OpenMetrics) with exact values."""

@@ -201,6 +201,7 @@ def exact_quantile(values, q):
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
+@pytest.mark.once
 class TestPrometheusNativeHistograms:
     def test_histogram_quantile_is_within_two_percent_across_workers(self, endpoint, prometheus_server):
         """Prometheus with native histograms: histogram_quantile at 0.5, 0.9, 0.99 of what three
