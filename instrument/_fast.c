@@ -29,9 +29,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <time.h>
-#if defined(Py_GIL_DISABLED)
-#include <pthread.h>
-#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LOAD_RELAXED(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -905,8 +902,8 @@ memo_forget(MemoEntry *entry)
  * semantics), and an entry is added only once that cache has validated its key. The list
  * of a (thread, series) pair is never replaced while its thread lives (_buffers), except in
  * a forked child, where _buffers.reset_after_fork() unhooks the forking thread's lists:
- * forget_memo() (called right after it) and a fork itself move memo_generation on, and a
- * memo of an older generation is emptied before use. */
+ * forget_memo(), called right after it (_record.lists_unhooked), moves memo_generation on,
+ * and a memo of an older generation is emptied before use. */
 #define USE_THREAD_MEMO 1
 #define THREAD_MEMO_LIMIT 4096         /* call sites remembered per thread and function */
 
@@ -993,11 +990,6 @@ thread_sites(int which)
     return sites;
 }
 
-static void
-after_fork_in_child(void)
-{
-    move_generation();
-}
 #endif
 
 #ifdef USE_MEMO
@@ -1080,15 +1072,12 @@ checked_value(PyObject *value, int counter, PyObject *function, PyObject *name)
 }
 
 #ifdef USE_THREAD_MEMO
-/* count()/record() through this thread's memo: 1 when recorded (or failed: -1, exception
- * set), 0 when the call site is not in the memo (no exception set). */
+/* count()/record() through this thread's memo, *key* being the call site's: 1 when recorded
+ * (or failed: -1, exception set), 0 when the call site is not in the memo (no exception set). */
 static int
-record_memoized(PyObject *sites, int counter, PyObject *function, PyObject *name, PyObject *value, PyObject *tags,
-                PyObject *unit)
+record_memoized(PyObject *sites, PyObject *key, int counter, PyObject *function, PyObject *name, PyObject *value)
 {
-    PyObject *key = call_site_key(name, tags, unit);
-    PyObject *buf = key == NULL ? NULL : dict_get(sites, key);
-    Py_XDECREF(key);
+    PyObject *buf = dict_get(sites, key);
     if (buf == NULL) {
         PyErr_Clear();  /* a key the shared cache would refuse too: it says why */
         return 0;
@@ -1100,20 +1089,22 @@ record_memoized(PyObject *sites, int counter, PyObject *function, PyObject *name
     return rc < 0 ? -1 : 1;
 }
 
-/* Remember *buf* for the call site in this thread's memo, once the shared cache knows it. */
+/* Remember this thread's list for the call site *key* in its memo, once the shared cache
+ * knows the key (and while the memo has room). */
 static void
-memoize(PyObject *sites, PyObject *cache, PyObject *name, PyObject *tags, PyObject *unit, PyObject *tls)
+memoize(PyObject *sites, PyObject *cache, PyObject *key, PyObject *tls)
 {
+    if (PyDict_GET_SIZE(sites) >= THREAD_MEMO_LIMIT) {
+        return;
+    }
     PyObject *exc = PyErr_GetRaisedException();
-    PyObject *key = call_site_key(name, tags, unit);
-    PyObject *known = key == NULL ? NULL : dict_get(cache, key);
+    PyObject *known = dict_get(cache, key);
     PyObject *buf = known == NULL ? NULL : PyObject_GetAttr(tls, s_buf);
-    if (buf != NULL && PyDict_GET_SIZE(sites) < THREAD_MEMO_LIMIT) {
+    if (buf != NULL) {
         PyDict_SetItem(sites, key, buf);
     }
     Py_XDECREF(buf);
     Py_XDECREF(known);
-    Py_XDECREF(key);
     PyErr_Clear();
     PyErr_SetRaisedException(exc);
 }
@@ -1135,12 +1126,17 @@ record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *
     }
 #ifdef USE_THREAD_MEMO
     PyObject *sites = thread_sites(counter ? SITES_COUNT : SITES_RECORD);
-    if (sites != NULL) {
-        int done = record_memoized(sites, counter, function, name, value, tags, unit);
-        if (done < 0) {
-            return NULL;
-        }
+    PyObject *key = sites == NULL ? NULL : call_site_key(name, tags, unit);
+    if (key == NULL) {
+        PyErr_Clear();  /* the shared path below says what is wrong with the call site */
+    }
+    else {
+        int done = record_memoized(sites, key, counter, function, name, value);
         if (done) {
+            Py_DECREF(key);
+            if (done < 0) {
+                return NULL;
+            }
             Py_RETURN_NONE;
         }
     }
@@ -1148,19 +1144,22 @@ record_into(void *memo, PyObject *cache, PyObject *kind, int counter, PyObject *
     PyObject *tls;
     void *entry;
     PyObject *series = call_site(memo, cache, kind, name, tags, unit, &tls, &entry);
-    if (series == NULL) {
-        return NULL;
-    }
-    PyObject *checked = checked_value(value, counter, function, name);
-    int rc = checked == NULL ? -1 : store(series, tls, checked);
-    Py_XDECREF(checked);
+    int rc = -1;
+    if (series != NULL) {
+        PyObject *checked = checked_value(value, counter, function, name);
+        rc = checked == NULL ? -1 : store(series, tls, checked);
+        Py_XDECREF(checked);
 #ifdef USE_THREAD_MEMO
-    if (rc == 0 && sites != NULL) {
-        memoize(sites, cache, name, tags, unit, tls);
-    }
+        if (rc == 0 && key != NULL) {
+            memoize(sites, cache, key, tls);
+        }
 #endif
-    Py_DECREF(tls);
-    Py_DECREF(series);
+        Py_DECREF(tls);
+        Py_DECREF(series);
+    }
+#ifdef USE_THREAD_MEMO
+    Py_XDECREF(key);
+#endif
     if (rc < 0) {
         return NULL;
     }
@@ -1500,10 +1499,6 @@ fast_exec(PyObject *module)
     }
     thread_memo_type = (PyTypeObject *)PyType_FromSpec(&thread_memo_spec);
     if (thread_memo_type == NULL) {
-        return -1;
-    }
-    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
-        PyErr_SetString(PyExc_OSError, "instrument._fast: pthread_atfork failed");
         return -1;
     }
 #else
